@@ -1,0 +1,3 @@
+module github.com/authserver-dev/authserver
+
+go 1.26.0

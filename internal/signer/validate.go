@@ -1,0 +1,87 @@
+package signer
+
+import (
+	"fmt"
+	"time"
+)
+
+// Limits Sinch puts on registration credentials.
+const (
+	MaxUserIDBytes  = 255
+	MinTokenTTL     = 60 * time.Second
+	DefaultTokenTTL = 10 * time.Minute
+	MinInstanceTTL  = 48 * time.Hour
+	MaxAppKeyBytes  = 255
+	MaxNonceBytes   = 128
+)
+
+// ValidUserID reports whether id follows Sinch's user id rule: 1–255 bytes of
+// A-Z a-z 0-9 - _ =. The rule also guarantees that an id needs no escaping in
+// JSON, which the hand-built claims rely on.
+func ValidUserID(id string) bool {
+	if len(id) == 0 || len(id) > MaxUserIDBytes {
+		return false
+	}
+	for i := 0; i < len(id); i++ {
+		c := id[i]
+		if !isAlnum(c) && c != '-' && c != '_' && c != '=' {
+			return false
+		}
+	}
+	return true
+}
+
+// CheckUserID returns an InputError for an id that breaks Sinch's rule.
+func CheckUserID(id string) error {
+	if !ValidUserID(id) {
+		return inputErr("userId", fmt.Sprintf("must be 1-%d characters of A-Z a-z 0-9 - _ =", MaxUserIDBytes))
+	}
+	return nil
+}
+
+// ValidAppKey reports whether key is a plausible application key: 1–255 bytes
+// of A-Z a-z 0-9 - _ . (Sinch keys are UUIDs). Like user ids, keys need no JSON
+// escaping.
+func ValidAppKey(key string) bool {
+	return safeToken(key, MaxAppKeyBytes)
+}
+
+// CheckTTL validates a token lifetime against Sinch's minimum and max (0 = no
+// upper bound beyond Sinch's).
+func CheckTTL(ttl, max time.Duration) error {
+	if ttl < MinTokenTTL {
+		return inputErr("ttlSeconds", fmt.Sprintf("must be at least %d seconds", int(MinTokenTTL/time.Second)))
+	}
+	if max > 0 && ttl > max {
+		return inputErr("ttlSeconds", fmt.Sprintf("must be at most %d seconds", int(max/time.Second)))
+	}
+	return nil
+}
+
+// CheckInstanceTTL validates the registration lifetime: 0 (none) or ≥ 48 h.
+func CheckInstanceTTL(ttl time.Duration) error {
+	if ttl != 0 && ttl < MinInstanceTTL {
+		return inputErr("instanceTtlSeconds", fmt.Sprintf("must be 0 or at least %d seconds (48 h)", int(MinInstanceTTL/time.Second)))
+	}
+	if ttl < 0 {
+		return inputErr("instanceTtlSeconds", "must not be negative")
+	}
+	return nil
+}
+
+func safeToken(s string, max int) bool {
+	if len(s) == 0 || len(s) > max {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !isAlnum(c) && c != '-' && c != '_' && c != '.' {
+			return false
+		}
+	}
+	return true
+}
+
+func isAlnum(c byte) bool {
+	return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9'
+}

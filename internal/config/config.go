@@ -1,0 +1,502 @@
+// Package config loads authserver's configuration: a YAML file, then
+// AUTHSERVER_* environment overrides, then validation. Secrets are resolved
+// here (from files or the environment) so that a bad secret stops the process
+// at start with one line, instead of failing the first request.
+package config
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"net/netip"
+	"os"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+
+	"github.com/authserver-dev/authserver/internal/signer"
+)
+
+// Config is the validated configuration of one authserver process.
+type Config struct {
+	Listen            string             `yaml:"listen"`
+	AdminListen       string             `yaml:"admin_listen"`
+	TLS               TLS                `yaml:"tls"`
+	InsecureHTTP      bool               `yaml:"insecure_http"`
+	DatabaseURL       string             `yaml:"database_url"`
+	DataDir           string             `yaml:"data_dir"`
+	Applications      []Application      `yaml:"applications"`
+	IdentityProviders []IdentityProvider `yaml:"identity_providers"`
+	APIKeys           []APIKey           `yaml:"api_keys"`
+	RateLimits        RateLimits         `yaml:"rate_limits"`
+	CORS              CORS               `yaml:"cors"`
+	TrustedProxies    []string           `yaml:"trusted_proxies"`
+	Log               Log                `yaml:"log"`
+	Pprof             bool               `yaml:"pprof"`
+	Sequence          Sequence           `yaml:"sequence"`
+
+	// Dev is set by `authserver dev`: it allows inline secrets.
+	Dev bool `yaml:"-"`
+	// Proxies is TrustedProxies parsed.
+	Proxies []netip.Prefix `yaml:"-"`
+}
+
+// TLS names the certificate and key files of the public listener. Both are
+// watched and reloaded when they change.
+type TLS struct {
+	CertFile string `yaml:"cert_file"`
+	KeyFile  string `yaml:"key_file"`
+}
+
+// Application is one Sinch application whose credentials authserver issues.
+type Application struct {
+	Key              string        `yaml:"key"`
+	SecretFile       string        `yaml:"secret_file"`
+	SecretEnv        string        `yaml:"secret_env"`
+	Secret           string        `yaml:"secret"` // inline: `authserver dev` only
+	Default          bool          `yaml:"default"`
+	TokenTTL         time.Duration `yaml:"token_ttl"`
+	MaxTokenTTL      time.Duration `yaml:"max_token_ttl"`
+	InstanceTTL      time.Duration `yaml:"instance_ttl"`
+	LegacySignatures *bool         `yaml:"legacy_signatures"`
+
+	// Secrets are the resolved secrets: the first signs, all verify. A secret
+	// file or variable holds one Base64 secret per line, newest first, so a
+	// rotation can keep the previous secret for verification for a while.
+	Secrets []signer.Secret `yaml:"-"`
+}
+
+// SignaturesEnabled reports whether legacy signatures are issued (default on).
+func (a Application) SignaturesEnabled() bool {
+	return a.LegacySignatures == nil || *a.LegacySignatures
+}
+
+// IdentityProvider is an issuer of end-user identity tokens.
+type IdentityProvider struct {
+	Issuer          string        `yaml:"issuer"`
+	JWKSURL         string        `yaml:"jwks_url"`
+	HS256SecretEnv  string        `yaml:"hs256_secret_env"`
+	HS256SecretFile string        `yaml:"hs256_secret_file"`
+	Audience        string        `yaml:"audience"`
+	UserIDClaim     string        `yaml:"user_id_claim"`
+	Applications    []string      `yaml:"applications"`
+	Leeway          time.Duration `yaml:"leeway"`
+
+	// HS256Secret is the resolved shared secret of an HS256 provider.
+	HS256Secret []byte `yaml:"-"`
+}
+
+// APIKey is a trusted backend's key, stored only as the hex SHA-256 of the key.
+type APIKey struct {
+	Name         string   `yaml:"name"`
+	SHA256       string   `yaml:"sha256"`
+	Applications []string `yaml:"applications"`
+}
+
+// RateLimits bounds request rates, written "N/s", "N/m" or "N/h"; "0" or
+// "off" disables one.
+type RateLimits struct {
+	PerUser   string `yaml:"per_user"`
+	PerIP     string `yaml:"per_ip"`
+	PerAPIKey string `yaml:"per_api_key"`
+
+	User, IP, APIKey Rate `yaml:"-"`
+}
+
+// Rate is N requests per Period; N == 0 means unlimited.
+type Rate struct {
+	N      int
+	Period time.Duration
+}
+
+// CORS lists the browser origins allowed to call the public API.
+type CORS struct {
+	AllowedOrigins []string `yaml:"allowed_origins"`
+}
+
+// Log selects the log format ("json" or "text") and level.
+type Log struct {
+	Format string `yaml:"format"`
+	Level  string `yaml:"level"`
+}
+
+// Sequence tunes the group commit of the legacy-signature sequence store.
+type Sequence struct {
+	BatchWindow        time.Duration `yaml:"batch_window"`
+	MaxBatch           int           `yaml:"max_batch"`
+	DisableGroupCommit bool          `yaml:"disable_group_commit"`
+}
+
+// Error is a configuration problem: the key it concerns and what is wrong.
+// Its text is the one line the process prints before exiting.
+type Error struct {
+	Key     string
+	Problem string
+}
+
+func (e *Error) Error() string { return "config: " + e.Key + ": " + e.Problem }
+
+func errf(key, format string, args ...any) error {
+	return &Error{Key: key, Problem: fmt.Sprintf(format, args...)}
+}
+
+// Defaults returns the configuration before the file and environment apply.
+func Defaults() Config {
+	return Config{
+		Listen:      ":8443",
+		AdminListen: "127.0.0.1:9090",
+		DataDir:     "./data",
+		RateLimits:  RateLimits{PerUser: "10/m", PerIP: "300/m", PerAPIKey: "6000/m"},
+		Log:         Log{Format: "json", Level: "info"},
+	}
+}
+
+// Load reads the YAML file at path (none when path is empty), applies the
+// environment, resolves secrets and validates. getenv is os.Getenv in
+// production and a map in tests.
+func Load(path string, getenv func(string) string) (*Config, error) {
+	cfg := Defaults()
+	if path != "" {
+		f, err := os.Open(path)
+		if err != nil {
+			return nil, errf("file", "%v", err)
+		}
+		defer f.Close()
+		if err := Decode(f, &cfg); err != nil {
+			return nil, err
+		}
+	}
+	if err := ApplyEnv(&cfg, getenv); err != nil {
+		return nil, err
+	}
+	if err := cfg.Resolve(getenv); err != nil {
+		return nil, err
+	}
+	return &cfg, nil
+}
+
+// Decode reads YAML into cfg, refusing unknown keys.
+func Decode(r io.Reader, cfg *Config) error {
+	data, err := io.ReadAll(r)
+	if err != nil {
+		return errf("file", "%v", err)
+	}
+	if len(bytes.TrimSpace(data)) == 0 {
+		return nil
+	}
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	if err := dec.Decode(cfg); err != nil && !errors.Is(err, io.EOF) {
+		return errf("file", "%s", strings.ReplaceAll(err.Error(), "\n", "; "))
+	}
+	return nil
+}
+
+// Resolve reads secrets and validates everything; call it after the file and
+// the environment are applied.
+func (c *Config) Resolve(getenv func(string) string) error {
+	if c.Listen == "" {
+		return errf("listen", "must not be empty")
+	}
+	if c.AdminListen == "" {
+		return errf("admin_listen", "must not be empty")
+	}
+	switch {
+	case c.InsecureHTTP && (c.TLS.CertFile != "" || c.TLS.KeyFile != ""):
+		return errf("insecure_http", "set together with tls: choose one")
+	case !c.InsecureHTTP && !c.Dev && (c.TLS.CertFile == "" || c.TLS.KeyFile == ""):
+		return errf("tls", "cert_file and key_file are required (or insecure_http: true behind a TLS-terminating proxy)")
+	}
+	for _, f := range []struct{ key, path string }{{"tls.cert_file", c.TLS.CertFile}, {"tls.key_file", c.TLS.KeyFile}} {
+		if f.path == "" {
+			continue
+		}
+		if _, err := os.Stat(f.path); err != nil {
+			return errf(f.key, "%v", err)
+		}
+	}
+	if c.DatabaseURL == "" && c.DataDir == "" {
+		return errf("data_dir", "must not be empty when database_url is not set")
+	}
+	if c.DatabaseURL != "" && !strings.HasPrefix(c.DatabaseURL, "postgres://") && !strings.HasPrefix(c.DatabaseURL, "postgresql://") {
+		return errf("database_url", "must be a postgres:// or postgresql:// URL")
+	}
+	if err := c.resolveApplications(getenv); err != nil {
+		return err
+	}
+	if err := c.resolveProviders(getenv); err != nil {
+		return err
+	}
+	if err := c.checkAPIKeys(); err != nil {
+		return err
+	}
+	if len(c.APIKeys) == 0 && len(c.IdentityProviders) == 0 {
+		return errf("api_keys", "no api_keys and no identity_providers: nobody could authenticate")
+	}
+	var err error
+	if c.RateLimits.User, err = ParseRate(c.RateLimits.PerUser); err != nil {
+		return errf("rate_limits.per_user", "%v", err)
+	}
+	if c.RateLimits.IP, err = ParseRate(c.RateLimits.PerIP); err != nil {
+		return errf("rate_limits.per_ip", "%v", err)
+	}
+	if c.RateLimits.APIKey, err = ParseRate(c.RateLimits.PerAPIKey); err != nil {
+		return errf("rate_limits.per_api_key", "%v", err)
+	}
+	for i, o := range c.CORS.AllowedOrigins {
+		if o != "*" && !strings.HasPrefix(o, "https://") && !strings.HasPrefix(o, "http://") || strings.HasSuffix(o, "/") {
+			return errf(fmt.Sprintf("cors.allowed_origins[%d]", i), "%q is not an origin like https://app.example.com", o)
+		}
+	}
+	c.Proxies = c.Proxies[:0]
+	for i, p := range c.TrustedProxies {
+		pfx, err := netip.ParsePrefix(p)
+		if err != nil {
+			addr, aerr := netip.ParseAddr(p)
+			if aerr != nil {
+				return errf(fmt.Sprintf("trusted_proxies[%d]", i), "%q is not an IP address or CIDR", p)
+			}
+			pfx = netip.PrefixFrom(addr, addr.BitLen())
+		}
+		c.Proxies = append(c.Proxies, pfx.Masked())
+	}
+	switch c.Log.Format {
+	case "json", "text":
+	default:
+		return errf("log.format", "%q: want json or text", c.Log.Format)
+	}
+	switch strings.ToLower(c.Log.Level) {
+	case "debug", "info", "warn", "error":
+	default:
+		return errf("log.level", "%q: want debug, info, warn or error", c.Log.Level)
+	}
+	if c.Sequence.BatchWindow < 0 || c.Sequence.BatchWindow > 100*time.Millisecond {
+		return errf("sequence.batch_window", "must be between 0 and 100ms")
+	}
+	if c.Sequence.MaxBatch < 0 || c.Sequence.MaxBatch > 10000 {
+		return errf("sequence.max_batch", "must be between 0 and 10000")
+	}
+	return nil
+}
+
+func (c *Config) resolveApplications(getenv func(string) string) error {
+	if len(c.Applications) == 0 {
+		return errf("applications", "at least one application is required (or set AUTHSERVER_APP_KEY and AUTHSERVER_APP_SECRET)")
+	}
+	seen := map[string]bool{}
+	defaults := 0
+	for i := range c.Applications {
+		a := &c.Applications[i]
+		key := fmt.Sprintf("applications[%d]", i)
+		if !signer.ValidAppKey(a.Key) {
+			return errf(key+".key", "%q is not an application key (1-255 characters of A-Z a-z 0-9 - _ .)", a.Key)
+		}
+		if seen[a.Key] {
+			return errf(key+".key", "%q is configured twice", a.Key)
+		}
+		seen[a.Key] = true
+		secrets, err := resolveSecrets(key, a.SecretFile, a.SecretEnv, a.Secret, c.Dev, getenv)
+		if err != nil {
+			return err
+		}
+		a.Secrets = secrets
+		if a.TokenTTL == 0 {
+			a.TokenTTL = signer.DefaultTokenTTL
+		}
+		if a.MaxTokenTTL == 0 {
+			a.MaxTokenTTL = time.Hour
+		}
+		if a.MaxTokenTTL < signer.MinTokenTTL {
+			return errf(key+".max_token_ttl", "must be at least 60s")
+		}
+		if err := signer.CheckTTL(a.TokenTTL, a.MaxTokenTTL); err != nil {
+			return errf(key+".token_ttl", "must be between 60s and max_token_ttl (%s)", a.MaxTokenTTL)
+		}
+		if err := signer.CheckInstanceTTL(a.InstanceTTL); err != nil {
+			return errf(key+".instance_ttl", "must be 0 or at least 48h")
+		}
+		if a.Default {
+			defaults++
+		}
+	}
+	if defaults > 1 {
+		return errf("applications", "more than one application has default: true")
+	}
+	if defaults == 0 && len(c.Applications) == 1 {
+		c.Applications[0].Default = true
+	}
+	return nil
+}
+
+// resolveSecrets reads one application's secrets from exactly one source.
+func resolveSecrets(key, file, env, inline string, dev bool, getenv func(string) string) ([]signer.Secret, error) {
+	n := 0
+	for _, s := range []string{file, env, inline} {
+		if s != "" {
+			n++
+		}
+	}
+	if n != 1 {
+		return nil, errf(key, "set exactly one of secret_file, secret_env, secret")
+	}
+	var text string
+	switch {
+	case file != "":
+		b, err := os.ReadFile(file)
+		if err != nil {
+			return nil, errf(key+".secret_file", "%v", err)
+		}
+		text = string(b)
+		key += ".secret_file"
+	case env != "":
+		text = getenv(env)
+		if text == "" {
+			return nil, errf(key+".secret_env", "environment variable %s is empty or not set", env)
+		}
+		key += ".secret_env"
+	default:
+		if !dev {
+			return nil, errf(key+".secret", "inline secrets are only allowed by `authserver dev`; use secret_file or secret_env")
+		}
+		text = inline
+		key += ".secret"
+	}
+	var out []signer.Secret
+	for i, line := range strings.Split(text, "\n") {
+		line = strings.TrimSpace(line)
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		s, err := signer.ParseSecret(line)
+		if err != nil {
+			return nil, errf(key, "line %d: %v", i+1, err)
+		}
+		out = append(out, s)
+	}
+	if len(out) == 0 {
+		return nil, errf(key, "no secret found")
+	}
+	return out, nil
+}
+
+func (c *Config) resolveProviders(getenv func(string) string) error {
+	for i := range c.IdentityProviders {
+		p := &c.IdentityProviders[i]
+		key := fmt.Sprintf("identity_providers[%d]", i)
+		if p.Issuer == "" {
+			return errf(key+".issuer", "is required")
+		}
+		if p.Audience == "" {
+			return errf(key+".audience", "is required: tokens meant for another client must not be accepted")
+		}
+		hs := p.HS256SecretEnv != "" || p.HS256SecretFile != ""
+		switch {
+		case p.HS256SecretEnv != "" && p.HS256SecretFile != "":
+			return errf(key, "set only one of hs256_secret_env, hs256_secret_file")
+		case hs && p.JWKSURL != "":
+			return errf(key, "jwks_url and an HS256 secret exclude each other")
+		case p.HS256SecretFile != "":
+			b, err := os.ReadFile(p.HS256SecretFile)
+			if err != nil {
+				return errf(key+".hs256_secret_file", "%v", err)
+			}
+			p.HS256Secret = bytes.TrimSpace(b)
+		case p.HS256SecretEnv != "":
+			p.HS256Secret = []byte(getenv(p.HS256SecretEnv))
+		}
+		if hs && len(p.HS256Secret) < 32 {
+			return errf(key, "the HS256 secret must be at least 32 bytes")
+		}
+		if !hs && !strings.HasPrefix(p.Issuer, "https://") && !strings.HasPrefix(p.Issuer, "http://") && p.JWKSURL == "" {
+			return errf(key+".issuer", "%q is not a URL; OIDC discovery needs one (or set jwks_url)", p.Issuer)
+		}
+		if p.UserIDClaim == "" {
+			p.UserIDClaim = "sub"
+		}
+		if len(p.Applications) == 0 {
+			p.Applications = []string{"*"}
+		}
+		if p.Leeway == 0 {
+			p.Leeway = 60 * time.Second
+		}
+		if p.Leeway < 0 || p.Leeway > 5*time.Minute {
+			return errf(key+".leeway", "must be between 0 and 5m")
+		}
+		if err := c.checkAppList(key+".applications", p.Applications); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (c *Config) checkAPIKeys() error {
+	names := map[string]bool{}
+	for i, k := range c.APIKeys {
+		key := fmt.Sprintf("api_keys[%d]", i)
+		if k.Name == "" {
+			return errf(key+".name", "is required")
+		}
+		if names[k.Name] {
+			return errf(key+".name", "%q is used twice", k.Name)
+		}
+		names[k.Name] = true
+		if !isHex64(k.SHA256) {
+			return errf(key+".sha256", "must be the 64-character hex SHA-256 of the key (printf %%s KEY | sha256sum)")
+		}
+		if len(k.Applications) == 0 {
+			return errf(key+".applications", "is required (use [\"*\"] for all applications)")
+		}
+		if err := c.checkAppList(key+".applications", k.Applications); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (c *Config) checkAppList(key string, apps []string) error {
+	for _, a := range apps {
+		if a == "*" {
+			continue
+		}
+		if c.Application(a) == nil {
+			return errf(key, "%q is not a configured application", a)
+		}
+	}
+	return nil
+}
+
+// Application returns the application with the given key, or nil.
+func (c *Config) Application(key string) *Application {
+	for i := range c.Applications {
+		if c.Applications[i].Key == key {
+			return &c.Applications[i]
+		}
+	}
+	return nil
+}
+
+// DefaultApplication returns the default application, or nil when several
+// are configured and none is marked default.
+func (c *Config) DefaultApplication() *Application {
+	for i := range c.Applications {
+		if c.Applications[i].Default {
+			return &c.Applications[i]
+		}
+	}
+	return nil
+}
+
+func isHex64(s string) bool {
+	if len(s) != 64 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f' || c >= 'A' && c <= 'F') {
+			return false
+		}
+	}
+	return true
+}

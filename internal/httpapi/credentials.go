@@ -1,0 +1,199 @@
+package httpapi
+
+import (
+	"errors"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"strings"
+
+	"github.com/go-chi/httprate"
+
+	"github.com/authserver-dev/authserver/internal/auth"
+	"github.com/authserver-dev/authserver/internal/config"
+	"github.com/authserver-dev/authserver/internal/signer"
+)
+
+const (
+	kindJWT       = "jwt"
+	kindSignature = "signature"
+)
+
+// call is what the credential wrapper knows about one request, for the
+// handler and for the audit line.
+type call struct {
+	kind      string
+	st        *State
+	principal auth.Principal
+	app       *config.Application
+	userID    string
+	detail    slog.Attr // kid or sequence of the issued credential
+}
+
+// credential wraps a credential endpoint: authenticate, run the handler, and
+// on any error answer problem+json. Every request ends in exactly one audit
+// line, issued or refused.
+func (s *Server) credential(kind string, h func(http.ResponseWriter, *http.Request, *call) error) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		c := &call{kind: kind, st: s.state()}
+		err := s.authenticate(w, r, c)
+		if err == nil {
+			err = h(w, r, c)
+		}
+		if err == nil {
+			s.m.CredentialsIssued.WithLabelValues(c.app.Key, kind).Inc()
+			s.audit(r, c, "issued", nil)
+			return
+		}
+		ae := s.writeError(w, r, err)
+		s.m.CredentialsRefused.WithLabelValues(ae.slug).Inc()
+		s.audit(r, c, "refused", ae)
+	}
+}
+
+// audit writes the one structured line per credential decision. It names the
+// caller and the user, never a token, secret or key.
+func (s *Server) audit(r *http.Request, c *call, outcome string, ae *apiError) {
+	attrs := make([]slog.Attr, 0, 10)
+	attrs = append(attrs,
+		slog.String("request_id", requestID(r.Context())),
+		slog.String("outcome", outcome),
+		slog.String("kind", c.kind),
+	)
+	if c.principal.Kind != 0 {
+		attrs = append(attrs, slog.String("principal_kind", c.principal.Kind.String()), slog.String("principal", c.principal.Name))
+	}
+	if c.app != nil {
+		attrs = append(attrs, slog.String("application", c.app.Key))
+	}
+	if c.userID != "" {
+		attrs = append(attrs, slog.String("user_id", c.userID))
+	}
+	if c.detail.Key != "" {
+		attrs = append(attrs, c.detail)
+	}
+	if ae != nil {
+		attrs = append(attrs, slog.String("reason", ae.slug), slog.Int("status", ae.status))
+	}
+	attrs = append(attrs, slog.String("client_ip", clientIP(r)))
+	s.log.LogAttrs(r.Context(), slog.LevelInfo, "credential", attrs...)
+}
+
+// authenticate finds the caller: an API key (trusted backend) or a bearer
+// identity token (end user), never both.
+func (s *Server) authenticate(w http.ResponseWriter, r *http.Request, c *call) error {
+	key, hasKey := r.Header["X-Api-Key"]
+	authz := r.Header.Get("Authorization")
+	switch {
+	case hasKey && authz != "":
+		s.m.AuthFailures.WithLabelValues("ambiguous_credentials").Inc()
+		return badRequest("send either X-API-Key or Authorization, not both")
+	case hasKey:
+		p, err := c.st.APIKeys.Authenticate(firstValue(key))
+		if err != nil {
+			s.m.AuthFailures.WithLabelValues("invalid_api_key").Inc()
+			return err
+		}
+		c.principal = p
+		return s.limit(w, r, c.st.keyLimit, "api_key", p.Name)
+	case authz == "":
+		s.m.AuthFailures.WithLabelValues("missing_credentials").Inc()
+		return unauthenticated("send Authorization: Bearer <identity token>, or X-API-Key from a trusted backend", bearerChallenge("", ""))
+	}
+	// Bearer tokens are checked per client IP first: verifying costs a
+	// signature check, and unauthenticated floods come from somewhere.
+	if err := s.limit(w, r, c.st.ipLimit, "ip", clientIP(r)); err != nil {
+		return err
+	}
+	scheme, token, ok := strings.Cut(authz, " ")
+	token = strings.TrimSpace(token)
+	if !ok || !strings.EqualFold(scheme, "Bearer") || token == "" {
+		s.m.AuthFailures.WithLabelValues("malformed_header").Inc()
+		return unauthenticated("the Authorization header must be \"Bearer <identity token>\"", bearerChallenge("invalid_request", "the Authorization header must be Bearer followed by a token"))
+	}
+	if c.st.Verifier == nil {
+		s.m.AuthFailures.WithLabelValues("no_identity_provider").Inc()
+		return unauthenticated("this server accepts no identity tokens (no identity_providers configured)", bearerChallenge("invalid_token", "no identity provider is configured"))
+	}
+	p, err := c.st.Verifier.Verify(r.Context(), token)
+	if err != nil {
+		var te *auth.TokenError
+		reason := "invalid_token"
+		if errors.As(err, &te) {
+			reason = te.Reason
+		}
+		s.m.AuthFailures.WithLabelValues(reason).Inc()
+		return err
+	}
+	c.principal = p
+	return nil
+}
+
+func firstValue(v []string) string {
+	if len(v) == 0 {
+		return ""
+	}
+	return v[0]
+}
+
+// limit applies one rate limiter; nil means that limit is off.
+func (s *Server) limit(w http.ResponseWriter, r *http.Request, l *httprate.RateLimiter, scope, key string) error {
+	if l == nil || !l.OnLimit(w, r, scope+":"+key) {
+		return nil
+	}
+	s.m.RateLimited.WithLabelValues(scope).Inc()
+	e := newError(http.StatusTooManyRequests, "rate-limited", "Too many requests", "the "+scope+" rate limit is reached; retry after the Retry-After seconds")
+	if w.Header().Get("Retry-After") == "" {
+		e = e.with("Retry-After", "1")
+	}
+	return e
+}
+
+// resolve settles the application and the user of a credential request and
+// checks the caller may have it: users only for themselves, API keys for any
+// valid user id but only of their applications.
+func (s *Server) resolve(c *call, appKey, userID string) error {
+	cfg := c.st.Config
+	if appKey == "" {
+		c.app = cfg.DefaultApplication()
+		if c.app == nil {
+			return badField("applicationKey", "is required: no default application is configured")
+		}
+	} else if c.app = cfg.Application(appKey); c.app == nil {
+		return newError(http.StatusNotFound, "unknown-application", "Unknown application", "no application with this key is configured")
+	}
+	if !c.principal.MayUse(c.app.Key) {
+		return forbidden("the caller may not obtain credentials for this application")
+	}
+	switch c.principal.Kind {
+	case auth.KindAPIKey:
+		if userID == "" {
+			return badField("userId", "is required when calling with an API key")
+		}
+	default:
+		if err := signer.CheckUserID(c.principal.UserID); err != nil {
+			return badRequest("the identity token's user id is not a valid Sinch user id (1-255 characters of A-Z a-z 0-9 - _ =)")
+		}
+		if userID == "" {
+			userID = c.principal.UserID
+		} else if userID != c.principal.UserID {
+			return forbidden("an end user may only obtain credentials for their own user id")
+		}
+	}
+	if err := signer.CheckUserID(userID); err != nil {
+		return err
+	}
+	c.userID = userID
+	return nil
+}
+
+// writeCredential sends a credential response: never cached by anyone.
+func writeCredential(w http.ResponseWriter, body []byte) {
+	h := w.Header()
+	h.Set("Content-Type", "application/json")
+	h.Set("Cache-Control", "no-store")
+	h.Set("Pragma", "no-cache")
+	h.Set("Content-Length", strconv.Itoa(len(body)))
+	w.WriteHeader(http.StatusOK)
+	_, _ = w.Write(body)
+}

@@ -1,0 +1,59 @@
+package httpapi
+
+import (
+	"net/http"
+	"net/http/pprof"
+
+	"github.com/go-chi/chi/v5"
+	"github.com/go-chi/chi/v5/middleware"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// Public is the HTTPS listener's handler: the whole public surface.
+func (s *Server) Public() http.Handler {
+	r := chi.NewRouter()
+	r.Use(s.withRequestID, s.clientIPMiddleware(), s.observe, s.recoverer, securityHeaders, s.cors)
+	r.NotFound(notFound(s))
+	r.MethodNotAllowed(methodNotAllowed(s))
+
+	r.Post("/v1/registration-tokens", s.credential(kindJWT, s.handleRegistrationToken))
+	r.Post("/v1/registration-signatures", s.credential(kindSignature, s.handleRegistrationSignature))
+	r.Get("/openapi.yaml", s.handleOpenAPI)
+	return r
+}
+
+// Admin is the admin listener's handler: metrics, health, and pprof when
+// enabled. It is plain HTTP and meant for localhost or a private network.
+func (s *Server) Admin() http.Handler {
+	r := chi.NewRouter()
+	r.Use(s.withRequestID, s.recoverer)
+	r.NotFound(notFound(s))
+	r.MethodNotAllowed(methodNotAllowed(s))
+
+	r.Method(http.MethodGet, "/metrics", promhttp.HandlerFor(s.m.Registry, promhttp.HandlerOpts{Registry: s.m.Registry}))
+	r.Get("/healthz", s.handleHealthz)
+	r.Get("/readyz", s.handleReadyz)
+	if s.pprof {
+		r.HandleFunc("/debug/pprof/*", pprof.Index)
+		r.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+		r.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		r.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+		r.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	}
+	return r
+}
+
+// clientIPMiddleware resolves the client address once, from the peer or,
+// behind configured trusted proxies only, from X-Forwarded-For. The proxy
+// list is fixed at start: changing it needs a restart.
+func (s *Server) clientIPMiddleware() func(http.Handler) http.Handler {
+	cfg := s.state().Config
+	if len(cfg.Proxies) == 0 {
+		return middleware.ClientIPFromRemoteAddr
+	}
+	prefixes := make([]string, len(cfg.Proxies))
+	for i, p := range cfg.Proxies {
+		prefixes[i] = p.String()
+	}
+	return middleware.ClientIPFromXFF(prefixes...)
+}

@@ -1,0 +1,133 @@
+// Package httpapi is authserver's HTTP surface: the public credential API
+// (routes.go lists it all) and the admin listener (metrics, health, pprof).
+package httpapi
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+	"sync/atomic"
+	"time"
+
+	"github.com/go-chi/httprate"
+
+	"github.com/authserver-dev/authserver/internal/auth"
+	"github.com/authserver-dev/authserver/internal/config"
+	"github.com/authserver-dev/authserver/internal/metrics"
+	"github.com/authserver-dev/authserver/internal/signer"
+)
+
+// SequenceStore hands out legacy-signature sequences; any error means no
+// sequence was committed, and the API answers 503.
+type SequenceStore interface {
+	Next(ctx context.Context, app, user string) (uint64, error)
+}
+
+// APIKeyAuthenticator checks a trusted backend's X-API-Key.
+type APIKeyAuthenticator interface {
+	Authenticate(key string) (auth.Principal, error)
+}
+
+// TokenVerifier checks an end user's identity token.
+type TokenVerifier interface {
+	Verify(ctx context.Context, raw string) (auth.Principal, error)
+}
+
+// Check is one readiness check of /readyz.
+type Check struct {
+	Name string
+	Run  func(ctx context.Context) error
+}
+
+// State is everything a reload may replace: the config and what is built
+// from it. Requests read it once, through an atomic pointer, so a reload
+// never shows a request half of each.
+type State struct {
+	Config   *config.Config
+	APIKeys  APIKeyAuthenticator
+	Verifier TokenVerifier // nil: bearer tokens are not accepted
+
+	userLimit, ipLimit, keyLimit *httprate.RateLimiter
+}
+
+// NewState builds the per-config parts (rate limiters) around cfg.
+func NewState(cfg *config.Config, keys APIKeyAuthenticator, verifier TokenVerifier) *State {
+	return &State{
+		Config: cfg, APIKeys: keys, Verifier: verifier,
+		userLimit: limiter(cfg.RateLimits.User),
+		ipLimit:   limiter(cfg.RateLimits.IP),
+		keyLimit:  limiter(cfg.RateLimits.APIKey),
+	}
+}
+
+func limiter(r config.Rate) *httprate.RateLimiter {
+	if r.N == 0 {
+		return nil
+	}
+	// httprate's local counter keeps two windows of counts and drops older
+	// ones, so memory stays bounded by the keys seen in two windows.
+	return httprate.NewRateLimiter(r.N, r.Period)
+}
+
+// Options are the Server's dependencies, all passed in.
+type Options struct {
+	State   *State
+	Signer  *signer.Signer
+	Store   SequenceStore
+	Metrics *metrics.Metrics
+	Logger  *slog.Logger
+	Now     func() time.Time
+	Checks  []Check
+	Pprof   bool
+	Spec    []byte // openapi.yaml, served at /openapi.yaml
+}
+
+// Server serves both listeners' handlers.
+type Server struct {
+	st     atomic.Pointer[State]
+	signer *signer.Signer
+	store  SequenceStore
+	m      *metrics.Metrics
+	log    *slog.Logger
+	now    func() time.Time
+	checks []Check
+	pprof  bool
+	spec   []byte
+	ids    *idSource
+}
+
+// New returns a Server; Public and Admin give its two handlers.
+func New(o Options) *Server {
+	s := &Server{
+		signer: o.Signer, store: o.Store, m: o.Metrics, log: o.Logger, now: o.Now,
+		checks: o.Checks, pprof: o.Pprof, spec: o.Spec, ids: newIDSource(),
+	}
+	if s.now == nil {
+		s.now = time.Now
+	}
+	if s.log == nil {
+		s.log = slog.New(slog.DiscardHandler)
+	}
+	s.st.Store(o.State)
+	return s
+}
+
+// SetState swaps in a reloaded configuration; requests in flight finish with
+// the state they started with.
+func (s *Server) SetState(st *State) { s.st.Store(st) }
+
+func (s *Server) state() *State { return s.st.Load() }
+
+// Handler helpers for plain responses.
+func notFound(s *Server) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		s.writeError(w, r, newError(http.StatusNotFound, "not-found", "Not found", "no such endpoint"))
+	}
+}
+
+func methodNotAllowed(s *Server) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		s.writeError(w, r, newError(http.StatusMethodNotAllowed, "method-not-allowed", "Method not allowed",
+			"this endpoint does not accept "+r.Method))
+	}
+}

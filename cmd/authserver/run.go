@@ -1,0 +1,118 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"runtime"
+	"runtime/debug"
+	"strings"
+)
+
+// Set by the linker: -ldflags "-X main.version=... -X main.commit=...".
+var (
+	version = "dev"
+	commit  = ""
+)
+
+// usageError is a command-line mistake; the usage was already printed.
+type usageError struct{ error }
+
+const usage = `usage: authserver <command> [flags]
+
+commands:
+  serve        run the server (--config FILE)
+  dev          run a zero-config demo server on https://127.0.0.1:8443
+  migrate      apply Postgres migrations and exit (--config FILE)
+  token        print one registration JWT (offline)
+  signature    print one legacy signature (offline)
+  verify       check a registration JWT and print its header and claims
+  healthcheck  exit 0 if the server is ready (--url URL)
+  version      print version information
+
+Run "authserver <command> -h" for a command's flags.
+`
+
+// run is the whole program; main only supplies the process's context,
+// arguments, environment and output streams, so tests can call it directly.
+func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return usageError{errors.New("no command")}
+	}
+	cmd, rest := args[0], args[1:]
+	switch cmd {
+	case "serve":
+		return runServe(ctx, rest, getenv, stdout, stderr)
+	case "dev":
+		return runDev(ctx, rest, getenv, stdout, stderr)
+	case "migrate":
+		return runMigrate(ctx, rest, getenv, stderr)
+	case "token":
+		return runToken(rest, getenv, stdout, stderr)
+	case "signature":
+		return runSignature(rest, getenv, stdout, stderr)
+	case "verify":
+		return runVerify(rest, getenv, stdout, stderr)
+	case "healthcheck":
+		return runHealthcheck(ctx, rest, stderr)
+	case "version", "--version", "-version":
+		fmt.Fprintln(stdout, versionString())
+		return nil
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, usage)
+		return nil
+	}
+	fmt.Fprint(stderr, usage)
+	return usageError{fmt.Errorf("unknown command %q", cmd)}
+}
+
+// newFlags makes a FlagSet that reports errors instead of exiting.
+func newFlags(name string, stderr io.Writer) *flag.FlagSet {
+	fs := flag.NewFlagSet("authserver "+name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	return fs
+}
+
+// parse parses flags; -h is not an error, other mistakes are usage errors.
+func parse(fs *flag.FlagSet, args []string) error {
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return errHelp
+		}
+		return usageError{err}
+	}
+	return nil
+}
+
+var errHelp = usageError{errors.New("help requested")}
+
+func versionInfo() (ver, rev string) {
+	ver, rev = version, commit
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		if ver == "dev" && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
+			ver = bi.Main.Version
+		}
+		for _, s := range bi.Settings {
+			if s.Key == "vcs.revision" && rev == "" {
+				rev = s.Value
+			}
+		}
+	}
+	if rev == "" {
+		rev = "unknown"
+	}
+	return ver, rev
+}
+
+func versionString() string {
+	ver, rev := versionInfo()
+	return fmt.Sprintf("authserver %s (commit %s, %s)", ver, rev, runtime.Version())
+}
+
+// oneLine folds an error onto one line for the CLI.
+func oneLine(s string) string {
+	return strings.Join(strings.Fields(s), " ")
+}

@@ -1,0 +1,335 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"io"
+	"log"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	authserver "github.com/authserver-dev/authserver"
+	"github.com/authserver-dev/authserver/internal/auth"
+	"github.com/authserver-dev/authserver/internal/config"
+	"github.com/authserver-dev/authserver/internal/httpapi"
+	"github.com/authserver-dev/authserver/internal/metrics"
+	"github.com/authserver-dev/authserver/internal/sequence"
+	"github.com/authserver-dev/authserver/internal/signer"
+	"github.com/authserver-dev/authserver/internal/tlsutil"
+	"github.com/authserver-dev/authserver/migrations"
+)
+
+// shutdownGrace is how long in-flight requests may take after SIGTERM.
+const shutdownGrace = 10 * time.Second
+
+// serveFlags are the flags serve and dev share.
+type serveFlags struct {
+	config    string
+	logFormat string
+	logLevel  string
+}
+
+func runServe(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	fs := newFlags("serve", stderr)
+	var f serveFlags
+	fs.StringVar(&f.config, "config", getenv("AUTHSERVER_CONFIG"), "config file (YAML); env AUTHSERVER_CONFIG")
+	fs.StringVar(&f.logFormat, "log-format", "", "json or text (overrides log.format)")
+	fs.StringVar(&f.logLevel, "log-level", "", "debug, info, warn or error (overrides log.level)")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	cfg, err := config.Load(f.config, overlay(getenv, f))
+	if err != nil {
+		return err
+	}
+	return serve(ctx, cfg, stderr, nil)
+}
+
+// overlay lets --log-format/--log-level win over the file and environment.
+func overlay(getenv func(string) string, f serveFlags) func(string) string {
+	return func(k string) string {
+		switch {
+		case k == "AUTHSERVER_LOG_FORMAT" && f.logFormat != "":
+			return f.logFormat
+		case k == "AUTHSERVER_LOG_LEVEL" && f.logLevel != "":
+			return f.logLevel
+		}
+		return getenv(k)
+	}
+}
+
+func newLogger(cfg *config.Config, w io.Writer) *slog.Logger {
+	var lvl slog.Level
+	_ = lvl.UnmarshalText([]byte(cfg.Log.Level))
+	opts := &slog.HandlerOptions{Level: lvl}
+	if cfg.Log.Format == "text" {
+		return slog.New(slog.NewTextHandler(w, opts))
+	}
+	return slog.New(slog.NewJSONHandler(w, opts))
+}
+
+// started is told the listeners' addresses once both accept connections
+// (tests and `dev` use it).
+type started func(public, admin net.Addr)
+
+// serve wires everything from a validated config, serves until ctx ends,
+// drains for up to shutdownGrace and closes the store.
+func serve(ctx context.Context, cfg *config.Config, logOut io.Writer, onStart started) error {
+	logger := newLogger(cfg, logOut)
+	ver, rev := versionInfo()
+	m := metrics.New(metrics.BuildInfo{Version: ver, Revision: rev})
+
+	store, storeName, closeStore, err := openStore(ctx, cfg, m, logger)
+	if err != nil {
+		return err
+	}
+	defer closeStore()
+
+	keys, verifier, err := buildAuth(ctx, cfg, m, logger)
+	if err != nil {
+		return err
+	}
+	if verifier != nil {
+		defer verifier.Close()
+	}
+
+	var tlsConf *tls.Config
+	var reloader *tlsutil.Reloader
+	if !cfg.InsecureHTTP {
+		reloader, err = tlsutil.NewReloader(cfg.TLS.CertFile, cfg.TLS.KeyFile, tlsutil.ReloaderOptions{
+			OnReload: func(leaf *x509.Certificate, err error) {
+				if err != nil {
+					m.ConfigReload.WithLabelValues("error").Inc()
+					logger.Error("TLS certificate reload failed; keeping the previous certificate", "error", err.Error())
+					return
+				}
+				m.ConfigReload.WithLabelValues("success").Inc()
+				m.TLSCertificateExpiry.Set(float64(leaf.NotAfter.Unix()))
+				logger.Info("TLS certificate reloaded", "not_after", leaf.NotAfter)
+			},
+		})
+		if err != nil {
+			return err
+		}
+		m.TLSCertificateExpiry.Set(float64(reloader.Leaf().NotAfter.Unix()))
+		tlsConf = tlsutil.ServerConfig(reloader.GetCertificate)
+	} else {
+		logger.Warn("insecure_http is set: serving plain HTTP; only run this behind a TLS-terminating proxy")
+	}
+
+	checks := []httpapi.Check{{Name: "sequence_store_" + storeName, Run: store.Ping}}
+	if verifier != nil {
+		checks = append(checks, httpapi.Check{Name: "identity_providers", Run: func(context.Context) error { return verifier.Ready() }})
+	}
+	var tv httpapi.TokenVerifier
+	if verifier != nil {
+		tv = verifier
+	}
+	srv := httpapi.New(httpapi.Options{
+		State:   httpapi.NewState(cfg, keys, tv),
+		Signer:  signer.New(time.Now, rand.Reader),
+		Store:   store,
+		Metrics: m,
+		Logger:  logger,
+		Now:     time.Now,
+		Checks:  checks,
+		Pprof:   cfg.Pprof,
+		Spec:    []byte(authserver.OpenAPI),
+	})
+
+	pubLn, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return fmt.Errorf("listen: %w", err)
+	}
+	adminLn, err := net.Listen("tcp", cfg.AdminListen)
+	if err != nil {
+		pubLn.Close()
+		return fmt.Errorf("admin_listen: %w", err)
+	}
+	errLog := log.New(&slogWriter{logger}, "", 0)
+	public := &http.Server{
+		Handler:           srv.Public(),
+		TLSConfig:         tlsConf,
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       10 * time.Second,
+		WriteTimeout:      15 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		MaxHeaderBytes:    32 << 10,
+		ErrorLog:          errLog,
+	}
+	admin := &http.Server{
+		Handler:           srv.Admin(),
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       10 * time.Second,
+		WriteTimeout:      60 * time.Second, // pprof profiles take 30 s
+		IdleTimeout:       120 * time.Second,
+		ErrorLog:          errLog,
+	}
+	errc := make(chan error, 2)
+	go func() {
+		if tlsConf != nil {
+			errc <- public.Serve(tls.NewListener(pubLn, tlsConf))
+		} else {
+			errc <- public.Serve(pubLn)
+		}
+	}()
+	go func() { errc <- admin.Serve(adminLn) }()
+	logger.Info("authserver started", "version", ver, "listen", pubLn.Addr().String(), "admin_listen", adminLn.Addr().String(),
+		"tls", tlsConf != nil, "store", storeName, "applications", len(cfg.Applications))
+	if onStart != nil {
+		onStart(pubLn.Addr(), adminLn.Addr())
+	}
+
+	var serveErr error
+	select {
+	case <-ctx.Done():
+	case serveErr = <-errc:
+	}
+	logger.Info("shutting down", "grace", shutdownGrace.String())
+	sctx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
+	defer cancel()
+	shutErr := errors.Join(public.Shutdown(sctx), admin.Shutdown(sctx))
+	if serveErr != nil && !errors.Is(serveErr, http.ErrServerClosed) {
+		return serveErr
+	}
+	if shutErr != nil {
+		return fmt.Errorf("shutdown: %w", shutErr)
+	}
+	logger.Info("stopped")
+	return nil
+}
+
+// openStore opens the sequence store the config names: Postgres (after
+// applying migrations under a lock) or the embedded bbolt file.
+func openStore(ctx context.Context, cfg *config.Config, m *metrics.Metrics, logger *slog.Logger) (store interface {
+	httpapi.SequenceStore
+	Ping(context.Context) error
+}, name string, closeFn func(), err error) {
+	obs := sequence.Observer{Batch: m.ObserveBatch}
+	if cfg.DatabaseURL == "" {
+		if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+			return nil, "", nil, fmt.Errorf("data_dir: %w", err)
+		}
+		path := filepath.Join(cfg.DataDir, "sequences.db")
+		b, err := sequence.OpenBolt(path, sequence.BoltOptions{Observer: obs})
+		if err != nil {
+			return nil, "", nil, err
+		}
+		return b, "bolt", func() { _ = b.Close() }, nil
+	}
+	pool, err := openPool(ctx, cfg.DatabaseURL)
+	if err != nil {
+		return nil, "", nil, err
+	}
+	if err := migrations.Up(ctx, pool); err != nil {
+		pool.Close()
+		return nil, "", nil, fmt.Errorf("database_url: migrations: %w", err)
+	}
+	pg := sequence.NewPostgres(pool, sequence.PostgresOptions{
+		Window: cfg.Sequence.BatchWindow, MaxBatch: cfg.Sequence.MaxBatch,
+		DisableGroupCommit: cfg.Sequence.DisableGroupCommit, Observer: obs,
+	})
+	return pg, "postgres", func() { _ = pg.Close(); pool.Close() }, nil
+}
+
+// openPool connects and pings: pgxpool connects lazily, and a wrong URL must
+// stop the start, not the first request. The error never shows the URL (it
+// may hold a password).
+func openPool(ctx context.Context, url string) (*pgxpool.Pool, error) {
+	pc, err := pgxpool.ParseConfig(url)
+	if err != nil {
+		return nil, errors.New("database_url: cannot be parsed as a Postgres URL")
+	}
+	pool, err := pgxpool.NewWithConfig(ctx, pc)
+	if err != nil {
+		return nil, fmt.Errorf("database_url: %s", redactURL(err.Error(), url))
+	}
+	pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if err := pool.Ping(pctx); err != nil {
+		pool.Close()
+		return nil, fmt.Errorf("database_url: cannot reach the database: %s", redactURL(err.Error(), url))
+	}
+	return pool, nil
+}
+
+func redactURL(msg, url string) string {
+	return strings.ReplaceAll(msg, url, "[database_url]")
+}
+
+// buildAuth turns the config's API keys and identity providers into the
+// auth package's types.
+func buildAuth(ctx context.Context, cfg *config.Config, m *metrics.Metrics, logger *slog.Logger) (*auth.APIKeys, *auth.Verifier, error) {
+	ak := make([]auth.APIKey, len(cfg.APIKeys))
+	for i, k := range cfg.APIKeys {
+		ak[i] = auth.APIKey{Name: k.Name, SHA256: k.SHA256, Applications: k.Applications}
+	}
+	keys, err := auth.NewAPIKeys(ak)
+	if err != nil {
+		return nil, nil, fmt.Errorf("config: api_keys: %w", err)
+	}
+	if len(cfg.IdentityProviders) == 0 {
+		return keys, nil, nil
+	}
+	ps := make([]auth.Provider, len(cfg.IdentityProviders))
+	for i, p := range cfg.IdentityProviders {
+		ps[i] = auth.Provider{
+			Issuer: p.Issuer, JWKSURL: p.JWKSURL, HS256Secret: p.HS256Secret, Audience: p.Audience,
+			UserIDClaim: p.UserIDClaim, Applications: p.Applications, Leeway: p.Leeway,
+		}
+	}
+	v, err := auth.NewVerifier(ctx, ps, auth.VerifierOptions{
+		Now:       time.Now,
+		OnRefresh: func(provider, result string) { m.JWKSRefresh.WithLabelValues(provider, result).Inc() },
+		Logger:    logger,
+	})
+	if err != nil {
+		return nil, nil, fmt.Errorf("config: identity_providers: %w", err)
+	}
+	return keys, v, nil
+}
+
+// slogWriter routes net/http's error log (TLS handshake errors and the like)
+// to the structured log at debug level: they are the client's problem.
+type slogWriter struct{ l *slog.Logger }
+
+func (w *slogWriter) Write(p []byte) (int, error) {
+	w.l.Debug("http server", "message", strings.TrimSpace(string(p)))
+	return len(p), nil
+}
+
+func runMigrate(ctx context.Context, args []string, getenv func(string) string, stderr io.Writer) error {
+	fs := newFlags("migrate", stderr)
+	path := fs.String("config", getenv("AUTHSERVER_CONFIG"), "config file (YAML); env AUTHSERVER_CONFIG")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	cfg, err := config.Load(*path, getenv)
+	if err != nil {
+		return err
+	}
+	if cfg.DatabaseURL == "" {
+		return errors.New("config: database_url: migrate needs a Postgres database (the embedded store needs no migrations)")
+	}
+	pool, err := openPool(ctx, cfg.DatabaseURL)
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+	if err := migrations.Up(ctx, pool); err != nil {
+		return fmt.Errorf("migrate: %w", err)
+	}
+	fmt.Fprintln(stderr, "migrations applied")
+	return nil
+}

@@ -1,0 +1,303 @@
+// Command seqbench measures the PostgreSQL sequence store with and without
+// group commit, over many users and on one hot user, in one run:
+//
+//	go run ./bench/seqbench [-c 64] [-d 5s] [-json] [-db URL]
+//
+// Without -db it starts a throwaway PostgreSQL (internal/pgtest, which also
+// honours AUTHSERVER_TEST_DATABASE_URL) with fsync on, so every commit
+// really waits for the disk, as in production.
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	mrand "math/rand/v2"
+	"os"
+	"os/signal"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"text/tabwriter"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/authserver-dev/authserver/internal/pgtest"
+	"github.com/authserver-dev/authserver/internal/sequence"
+	"github.com/authserver-dev/authserver/migrations"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	defer stop()
+	if err := run(ctx, os.Args[1:], os.Stdout, os.Stderr); err != nil {
+		fmt.Fprintln(os.Stderr, "seqbench:", err)
+		os.Exit(1)
+	}
+}
+
+// config is what a run was asked to do; it is printed with the results so
+// that figures are never quoted without their conditions.
+type config struct {
+	Callers     int           `json:"callers"`
+	Duration    time.Duration `json:"duration_ns"`
+	Warmup      time.Duration `json:"warmup_ns"`
+	Users       int           `json:"users"`
+	PoolConns   int32         `json:"pool_conns"`
+	MaxInFlight int           `json:"max_in_flight"`
+	Window      time.Duration `json:"window_ns"`
+	MaxBatch    int           `json:"max_batch"`
+	Fsync       string        `json:"fsync"`
+	Server      string        `json:"server"`
+}
+
+// scenario is one measured configuration.
+type scenario struct {
+	Name        string `json:"name"`
+	GroupCommit bool   `json:"group_commit"`
+	HotUser     bool   `json:"hot_user"`
+}
+
+// outcome is what one scenario measured.
+type outcome struct {
+	scenario
+	Calls       int64         `json:"calls"`
+	Errors      int64         `json:"errors"`
+	CallsPerSec float64       `json:"calls_per_sec"`
+	P50         time.Duration `json:"p50_ns"`
+	P99         time.Duration `json:"p99_ns"`
+	Statements  int64         `json:"statements"`
+	MeanBatch   float64       `json:"mean_batch"`
+}
+
+type report struct {
+	Config    config             `json:"config"`
+	Scenarios []outcome          `json:"scenarios"`
+	Ratios    map[string]float64 `json:"ratios"`
+}
+
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("seqbench", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var (
+		cfg    config
+		dbURL  = fs.String("db", "", "PostgreSQL URL to use instead of a throwaway server (the schema is migrated; rows go under a fresh application key)")
+		asJSON = fs.Bool("json", false, "print the report as JSON")
+		noSync = fs.Bool("nofsync", false, "throwaway server only: fsync=off")
+		conns  = fs.Int("conns", 16, "pool size (pgxpool MaxConns)")
+	)
+	fs.IntVar(&cfg.Callers, "c", 64, "concurrent callers")
+	fs.DurationVar(&cfg.Duration, "d", 5*time.Second, "measured duration per scenario")
+	fs.DurationVar(&cfg.Warmup, "warmup", time.Second, "unmeasured warm-up per scenario")
+	fs.IntVar(&cfg.Users, "users", 100_000, "distinct users in the many-users scenarios")
+	fs.IntVar(&cfg.MaxInFlight, "inflight", 0, "PostgresOptions.MaxInFlight (0: the store's default)")
+	fs.DurationVar(&cfg.Window, "window", 0, "PostgresOptions.Window (0: the store's default)")
+	fs.IntVar(&cfg.MaxBatch, "maxbatch", 0, "PostgresOptions.MaxBatch (0: the store's default)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if cfg.Callers < 1 || cfg.Duration <= 0 || cfg.Users < 1 || *conns < 1 {
+		return errors.New("-c, -d, -users and -conns must be positive")
+	}
+	cfg.PoolConns = int32(*conns)
+
+	url := *dbURL
+	if url == "" {
+		fmt.Fprintln(stderr, "seqbench: starting a throwaway PostgreSQL")
+		cluster, err := pgtest.Start(pgtest.Options{DisableFsync: *noSync})
+		if err != nil {
+			return err
+		}
+		defer cluster.Close()
+		if url, err = cluster.CreateDatabase(ctx, "seqbench_"+randomHex(4)); err != nil {
+			return err
+		}
+	}
+
+	poolCfg, err := pgxpool.ParseConfig(url)
+	if err != nil {
+		return err
+	}
+	poolCfg.MaxConns = cfg.PoolConns
+	pool, err := pgxpool.NewWithConfig(ctx, poolCfg)
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+	if err := migrations.Up(ctx, pool); err != nil {
+		return err
+	}
+	if err := pool.QueryRow(ctx, "show fsync").Scan(&cfg.Fsync); err != nil {
+		return err
+	}
+	if err := pool.QueryRow(ctx, "select version()").Scan(&cfg.Server); err != nil {
+		return err
+	}
+
+	rep := report{Config: cfg, Ratios: map[string]float64{}}
+	app := "seqbench-" + randomHex(8)
+	for _, sc := range []scenario{
+		{"a: group commit, many users", true, false},
+		{"b: no group commit, many users", false, false},
+		{"c: group commit, one hot user", true, true},
+		{"d: no group commit, one hot user", false, true},
+	} {
+		fmt.Fprintf(stderr, "seqbench: %s ...\n", sc.Name)
+		out, err := measure(ctx, pool, app, cfg, sc)
+		if err != nil {
+			return err
+		}
+		rep.Scenarios = append(rep.Scenarios, out)
+	}
+	ratio := func(a, b outcome) float64 {
+		if b.CallsPerSec == 0 {
+			return 0
+		}
+		return a.CallsPerSec / b.CallsPerSec
+	}
+	rep.Ratios["a/b"] = ratio(rep.Scenarios[0], rep.Scenarios[1])
+	rep.Ratios["c/d"] = ratio(rep.Scenarios[2], rep.Scenarios[3])
+
+	if *asJSON {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(rep)
+	}
+	return printTable(stdout, rep)
+}
+
+// measure runs one scenario: a warm-up, then cfg.Callers goroutines calling
+// Next back to back for cfg.Duration.
+func measure(ctx context.Context, pool *pgxpool.Pool, app string, cfg config, sc scenario) (outcome, error) {
+	var statements, batched atomic.Int64
+	var measuring atomic.Bool
+	store := sequence.NewPostgres(pool, sequence.PostgresOptions{
+		DisableGroupCommit: !sc.GroupCommit,
+		MaxInFlight:        cfg.MaxInFlight,
+		Window:             cfg.Window,
+		MaxBatch:           cfg.MaxBatch,
+		Observer: sequence.Observer{Batch: func(_ string, size int, _ time.Duration, _ error) {
+			if measuring.Load() {
+				statements.Add(1)
+				batched.Add(int64(size))
+			}
+		}},
+	})
+	defer store.Close()
+
+	hot := fmt.Sprintf("hot-%t", sc.GroupCommit) // a fresh row per hot scenario
+	var (
+		wg        sync.WaitGroup
+		mu        sync.Mutex
+		latencies []time.Duration
+		calls     atomic.Int64
+		errs      atomic.Int64
+		firstErr  atomic.Value
+		stop      atomic.Bool
+	)
+	for w := range cfg.Callers {
+		wg.Go(func() {
+			r := mrand.New(mrand.NewPCG(uint64(w), uint64(time.Now().UnixNano())))
+			local := make([]time.Duration, 0, 4096)
+			for !stop.Load() && ctx.Err() == nil {
+				user := hot
+				if !sc.HotUser {
+					user = fmt.Sprintf("user-%d", r.IntN(cfg.Users))
+				}
+				start := time.Now()
+				_, err := store.Next(ctx, app, user)
+				d := time.Since(start)
+				if !measuring.Load() {
+					continue
+				}
+				if err != nil {
+					errs.Add(1)
+					firstErr.CompareAndSwap(nil, err)
+					continue
+				}
+				calls.Add(1)
+				local = append(local, d)
+			}
+			mu.Lock()
+			latencies = append(latencies, local...)
+			mu.Unlock()
+		})
+	}
+	sleep(ctx, cfg.Warmup)
+	measuring.Store(true)
+	began := time.Now()
+	sleep(ctx, cfg.Duration)
+	measuring.Store(false)
+	elapsed := time.Since(began)
+	stop.Store(true)
+	wg.Wait()
+	if err := ctx.Err(); err != nil {
+		return outcome{}, err
+	}
+	if calls.Load() == 0 {
+		return outcome{}, fmt.Errorf("%s: no call succeeded: %v", sc.Name, firstErr.Load())
+	}
+
+	slices.Sort(latencies)
+	out := outcome{
+		scenario:    sc,
+		Calls:       calls.Load(),
+		Errors:      errs.Load(),
+		CallsPerSec: float64(calls.Load()) / elapsed.Seconds(),
+		P50:         percentile(latencies, 0.50),
+		P99:         percentile(latencies, 0.99),
+		Statements:  statements.Load(),
+	}
+	if out.Statements > 0 {
+		out.MeanBatch = float64(batched.Load()) / float64(out.Statements)
+	}
+	return out, nil
+}
+
+func percentile(sorted []time.Duration, p float64) time.Duration {
+	if len(sorted) == 0 {
+		return 0
+	}
+	i := int(p * float64(len(sorted)-1))
+	return sorted[i]
+}
+
+func sleep(ctx context.Context, d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-ctx.Done():
+	}
+}
+
+func printTable(w io.Writer, rep report) error {
+	c := rep.Config
+	fmt.Fprintf(w, "%s\nfsync=%s, %d callers, %v per scenario (after %v warm-up), pool %d conns, %d users in a-b\n\n",
+		c.Server, c.Fsync, c.Callers, c.Duration, c.Warmup, c.PoolConns, c.Users)
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "scenario\tcalls/s\tp50\tp99\tcalls\terrors\tstatements\tcalls/statement\t")
+	for _, o := range rep.Scenarios {
+		fmt.Fprintf(tw, "%s\t%.0f\t%v\t%v\t%d\t%d\t%d\t%.1f\t\n",
+			o.Name, o.CallsPerSec, o.P50.Round(time.Microsecond), o.P99.Round(time.Microsecond),
+			o.Calls, o.Errors, o.Statements, o.MeanBatch)
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	_, err := fmt.Fprintf(w, "\nthroughput ratio a/b (group commit gain, many users): %.1fx\nthroughput ratio c/d (group commit gain, one hot user): %.1fx\n",
+		rep.Ratios["a/b"], rep.Ratios["c/d"])
+	return err
+}
+
+func randomHex(n int) string {
+	b := make([]byte, n)
+	_, _ = rand.Read(b) // never fails on supported platforms
+	return hex.EncodeToString(b)
+}

@@ -1,0 +1,212 @@
+package sequence
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"math"
+	"sync"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+	bolterrors "go.etcd.io/bbolt/errors"
+)
+
+// BoltOptions tunes a Bolt store. The zero value is a sensible setting.
+type BoltOptions struct {
+	// LockTimeout is how long OpenBolt waits for another process to let go
+	// of the file. Default 100ms: a second server on the same data
+	// directory should fail at once with a clear message, not hang.
+	LockTimeout time.Duration
+
+	// MaxBatchDelay is how long a commit waits for more calls to join it
+	// (bbolt's DB.MaxBatchDelay). Default 1ms rather than bbolt's 10ms:
+	// under load batches also form while the previous commit is syncing,
+	// and a lone caller should not wait long.
+	MaxBatchDelay time.Duration
+
+	// MaxBatchSize caps the calls in one commit (bbolt's DB.MaxBatchSize).
+	// Default 1000.
+	MaxBatchSize int
+
+	// Observer receives one call per committed transaction, and one per
+	// failed call.
+	Observer Observer
+}
+
+// boltBucket holds every sequence, under key app + "\x00" + user with a
+// big-endian uint64 value. NUL cannot occur in either part (checkKey), so
+// keys cannot collide.
+var boltBucket = []byte("sequences")
+
+// Bolt is a Store in a bbolt file, for a single node without PostgreSQL.
+// bbolt takes an exclusive lock on the file, so a second process cannot
+// open it and hand out the same numbers.
+type Bolt struct {
+	db   *bolt.DB
+	opts BoltOptions
+
+	// mu orders Next's start against Close; wg counts Next calls under way
+	// so that Close can wait for them before closing the file.
+	mu     sync.RWMutex
+	closed bool
+	wg     sync.WaitGroup
+
+	// cur is the batch (write transaction) being built. Only touched by
+	// transaction functions, which bbolt runs one write transaction at a
+	// time with its writer lock held.
+	cur *boltBatch
+}
+
+// boltBatch counts the calls served by one write transaction, for the
+// Observer.
+type boltBatch struct {
+	tx    *bolt.Tx
+	start time.Time
+	n     int
+}
+
+// OpenBolt opens (creating if needed) the store file at path. If another
+// process holds the file, the error says so.
+func OpenBolt(path string, opts BoltOptions) (*Bolt, error) {
+	if opts.LockTimeout <= 0 {
+		opts.LockTimeout = 100 * time.Millisecond
+	}
+	if opts.MaxBatchDelay <= 0 {
+		opts.MaxBatchDelay = time.Millisecond
+	}
+	if opts.MaxBatchSize <= 0 {
+		opts.MaxBatchSize = 1000
+	}
+	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: opts.LockTimeout})
+	if errors.Is(err, bolterrors.ErrTimeout) {
+		return nil, fmt.Errorf("sequence store %s is in use by another process", path)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("sequence store %s: %w", path, err)
+	}
+	db.MaxBatchDelay = opts.MaxBatchDelay
+	db.MaxBatchSize = opts.MaxBatchSize
+	err = db.Update(func(tx *bolt.Tx) error {
+		_, err := tx.CreateBucketIfNotExists(boltBucket)
+		return err
+	})
+	if err != nil {
+		db.Close()
+		return nil, fmt.Errorf("sequence store %s: %w", path, err)
+	}
+	return &Bolt{db: db, opts: opts}, nil
+}
+
+// Next implements Store. Calls are committed in batches, one fsync per
+// batch (bbolt's DB.Batch).
+func (b *Bolt) Next(ctx context.Context, app, user string) (uint64, error) {
+	if err := checkKey(app, user); err != nil {
+		return 0, err
+	}
+	if err := ctx.Err(); err != nil {
+		return 0, unavailable(err)
+	}
+	b.mu.RLock()
+	if b.closed {
+		b.mu.RUnlock()
+		return 0, errStoreClosed
+	}
+	b.wg.Add(1)
+	b.mu.RUnlock()
+
+	// The commit runs in its own goroutine so that a caller whose context
+	// ends (a disk stalled on fsync) can leave; its number is then skipped.
+	res := make(chan result, 1)
+	go func() {
+		defer b.wg.Done()
+		res <- b.next(app, user)
+	}()
+	return awaitResult(ctx, res)
+}
+
+func (b *Bolt) next(app, user string) result {
+	start := time.Now()
+	key := make([]byte, 0, len(app)+1+len(user))
+	key = append(append(append(key, app...), 0), user...)
+	var v uint64
+	// DB.Batch may run this function more than once (when another function
+	// in the batch fails, the rest are retried), so it derives v from the
+	// transaction alone, and v is used only once Batch has returned nil,
+	// i.e. after the transaction that set it was committed and synced.
+	err := b.db.Batch(func(tx *bolt.Tx) error {
+		b.count(tx)
+		bkt := tx.Bucket(boltBucket)
+		var cur uint64
+		if old := bkt.Get(key); old != nil {
+			if len(old) != 8 {
+				return fmt.Errorf("sequence: corrupt value for %q/%q: %d bytes", app, user, len(old))
+			}
+			cur = binary.BigEndian.Uint64(old)
+		}
+		if cur == math.MaxUint64 {
+			return fmt.Errorf("sequence: %q/%q is exhausted", app, user)
+		}
+		v = cur + 1
+		return bkt.Put(key, binary.BigEndian.AppendUint64(nil, v))
+	})
+	if err != nil {
+		b.opts.Observer.batch("bolt", 1, time.Since(start), err)
+		return result{err: unavailable(err)}
+	}
+	return result{v: v}
+}
+
+// count records a call in the current write transaction's batch and, for
+// the first call of a transaction, arranges for the Observer to hear about
+// the batch once it is committed. It runs with bbolt's writer lock held.
+func (b *Bolt) count(tx *bolt.Tx) {
+	if b.cur == nil || b.cur.tx != tx {
+		batch := &boltBatch{tx: tx, start: time.Now()}
+		b.cur = batch
+		// Commit handlers run after the commit, on the committing
+		// goroutine: batch.n is final by then.
+		tx.OnCommit(func() { b.opts.Observer.batch("bolt", batch.n, time.Since(batch.start), nil) })
+	}
+	b.cur.n++
+}
+
+// Ping implements Store: the file is local, so this only checks that the
+// store is open and readable.
+func (b *Bolt) Ping(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return unavailable(err)
+	}
+	b.mu.RLock()
+	defer b.mu.RUnlock()
+	if b.closed {
+		return errStoreClosed
+	}
+	err := b.db.View(func(tx *bolt.Tx) error {
+		if tx.Bucket(boltBucket) == nil {
+			return errors.New("sequence: bucket missing")
+		}
+		return nil
+	})
+	if err != nil {
+		return unavailable(err)
+	}
+	return nil
+}
+
+// Close implements Store: it waits for calls under way, then closes the
+// file, releasing its lock.
+func (b *Bolt) Close() error {
+	b.mu.Lock()
+	if b.closed {
+		b.mu.Unlock()
+		return nil
+	}
+	b.closed = true
+	b.mu.Unlock()
+	b.wg.Wait()
+	return b.db.Close()
+}
+
+var _ Store = (*Bolt)(nil)

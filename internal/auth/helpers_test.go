@@ -1,0 +1,148 @@
+package auth
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/authserver-dev/authserver/internal/auth/oidctest"
+	"github.com/golang-jwt/jwt/v5"
+)
+
+const testAudience = "my-app"
+
+// testNow is the fixed clock of these tests.
+func testNow() time.Time { return time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC) }
+
+// testHS256Secret is the shared secret of the HS256 test provider.
+func testHS256Secret() []byte { return []byte("0123456789abcdef0123456789abcdef-hs256-test") }
+
+const testHS256Issuer = "internal-hs256"
+
+func oidcProvider(idp *oidctest.Provider) Provider {
+	return Provider{Issuer: idp.Issuer(), Audience: testAudience, Applications: []string{"*"}}
+}
+
+func hs256Provider() Provider {
+	return Provider{
+		Issuer:       testHS256Issuer,
+		HS256Secret:  testHS256Secret(),
+		Audience:     testAudience,
+		Applications: []string{"app-1", "app-2"},
+	}
+}
+
+func mustVerifier(tb testing.TB, providers []Provider, opts VerifierOptions) *Verifier {
+	tb.Helper()
+	if opts.Now == nil {
+		opts.Now = testNow
+	}
+	v, err := NewVerifier(context.Background(), providers, opts)
+	if err != nil {
+		tb.Fatalf("NewVerifier: %v", err)
+	}
+	tb.Cleanup(v.Close)
+	return v
+}
+
+func signHS256(tb testing.TB, secret []byte, claims jwt.MapClaims) string {
+	tb.Helper()
+	s, err := jwt.NewWithClaims(jwt.SigningMethodHS256, claims).SignedString(secret)
+	if err != nil {
+		tb.Fatalf("sign HS256: %v", err)
+	}
+	return s
+}
+
+func hsClaims(now time.Time) jwt.MapClaims {
+	return jwt.MapClaims{
+		"iss": testHS256Issuer,
+		"sub": "hs-user",
+		"aud": testAudience,
+		"iat": now.Unix(),
+		"exp": now.Add(10 * time.Minute).Unix(),
+	}
+}
+
+// with returns a copy of c with the given changes; a nil value deletes.
+func with(c jwt.MapClaims, kv ...any) jwt.MapClaims {
+	out := jwt.MapClaims{}
+	for k, v := range c {
+		out[k] = v
+	}
+	for i := 0; i < len(kv); i += 2 {
+		if kv[i+1] == nil {
+			delete(out, kv[i].(string))
+		} else {
+			out[kv[i].(string)] = kv[i+1]
+		}
+	}
+	return out
+}
+
+func mustTokenError(tb testing.TB, err error) *TokenError {
+	tb.Helper()
+	var te *TokenError
+	if !errors.As(err, &te) {
+		tb.Fatalf("error %v (%T) is not a *TokenError", err, err)
+	}
+	return te
+}
+
+// waitFor polls cond until it holds or the timeout passes.
+func waitFor(tb testing.TB, timeout time.Duration, what string, cond func() bool) {
+	tb.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			tb.Fatalf("timed out after %v waiting for %s", timeout, what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// refreshLog records OnRefresh calls.
+type refreshLog struct {
+	mu    sync.Mutex
+	calls []string
+}
+
+func (l *refreshLog) record(provider, result string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.calls = append(l.calls, provider+" "+result)
+}
+
+func (l *refreshLog) count(provider, result string) int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	n := 0
+	for _, c := range l.calls {
+		if c == provider+" "+result {
+			n++
+		}
+	}
+	return n
+}
+
+// checkSafeDescription fails if d is empty, could break out of a quoted
+// WWW-Authenticate parameter, or contains any of the secrets.
+func checkSafeDescription(tb testing.TB, d string, secrets ...string) {
+	tb.Helper()
+	if d == "" {
+		tb.Error("empty Description")
+	}
+	for _, r := range d {
+		if r < 0x20 || r > 0x7e || r == '"' || r == '\\' {
+			tb.Errorf("Description %q has character %q unsafe in a header", d, r)
+		}
+	}
+	for _, s := range secrets {
+		if s != "" && strings.Contains(d, s) {
+			tb.Errorf("Description %q contains secret material %q", d, s)
+		}
+	}
+}

@@ -1,0 +1,264 @@
+package auth
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/MicahParks/jwkset"
+	"github.com/MicahParks/keyfunc/v3"
+	"golang.org/x/time/rate"
+)
+
+// Timeouts and backoff of key loading.
+const (
+	discoveryTimeout = 5 * time.Second
+	jwksTimeout      = 5 * time.Second
+	// unknownKIDFetchTimeout bounds the one JWK Set fetch a request with an
+	// unknown kid may trigger: the request waits for that fetch, never for
+	// the rate limiter.
+	unknownKIDFetchTimeout = time.Second
+	retryMinDelay          = 250 * time.Millisecond
+	retryMaxDelay          = 30 * time.Second
+	maxDiscoveryBytes      = 1 << 20
+)
+
+// remoteKeys is a provider's loaded JWK Set and the keyfunc reading it.
+type remoteKeys struct {
+	cache *cacheStore
+	kf    keyfunc.Keyfunc
+	stop  context.CancelFunc // ends the background refresh
+}
+
+// loadKeys resolves and fetches p's JWK Set, retrying with exponential
+// backoff until it succeeds or the Verifier closes. firstDone is called once,
+// after the first attempt.
+func (v *Verifier) loadKeys(p *provider, firstDone func()) {
+	firstDone = sync.OnceFunc(firstDone)
+	delay := retryMinDelay
+	for attempt := 1; ; attempt++ {
+		rk, jwksURL, err := v.fetchKeys(p)
+		if err == nil {
+			p.keys.Store(rk)
+			rk.cache.live.Store(true)
+			v.report(p.issuer, "ok")
+			v.logger.Info("identity provider keys loaded",
+				"issuer", p.issuer, "jwks_url", jwksURL, "keys", rk.cache.count(), "attempt", attempt)
+			firstDone()
+			return
+		}
+		if v.ctx.Err() != nil {
+			firstDone()
+			return
+		}
+		v.report(p.issuer, "error")
+		v.logger.Warn("identity provider keys not loaded; retrying",
+			"issuer", p.issuer, "error", err, "attempt", attempt, "retry_in", delay)
+		firstDone()
+		t := time.NewTimer(delay)
+		select {
+		case <-v.ctx.Done():
+			t.Stop()
+			return
+		case <-t.C:
+		}
+		delay = min(2*delay, retryMaxDelay)
+	}
+}
+
+// fetchKeys makes one attempt at loading p's keys: discovery when needed,
+// then the first JWK Set fetch, which must yield at least one usable key. On
+// success jwkset keeps refreshing the set in the background until the
+// Verifier closes, and keeps the last good set when a refresh fails.
+func (v *Verifier) fetchKeys(p *provider) (*remoteKeys, string, error) {
+	jwksURL := p.jwksURL
+	if jwksURL == "" {
+		var err error
+		if jwksURL, err = v.discover(p.issuer); err != nil {
+			return nil, "", err
+		}
+	}
+	cache := &cacheStore{MemoryJWKSet: jwkset.NewMemoryStorage()}
+	cache.onReplace = func(n int) {
+		if n == 0 {
+			v.report(p.issuer, "error")
+			v.logger.Warn("identity provider JWK Set has no usable keys", "issuer", p.issuer, "jwks_url", jwksURL)
+			return
+		}
+		v.report(p.issuer, "ok")
+	}
+	// Each attempt has its own context so that a failed attempt's refresh
+	// goroutine ends with it.
+	ctx, cancel := context.WithCancel(v.ctx)
+	st, err := jwkset.NewStorageFromHTTP(jwksURL, jwkset.HTTPClientStorageOptions{
+		Client:          v.client,
+		Ctx:             ctx,
+		HTTPTimeout:     jwksTimeout,
+		RefreshInterval: v.refreshInterval,
+		RefreshErrorHandler: func(_ context.Context, err error) {
+			if v.ctx.Err() != nil {
+				return // closing
+			}
+			v.report(p.issuer, "error")
+			v.logger.Warn("identity provider JWK Set refresh failed; keeping cached keys",
+				"issuer", p.issuer, "jwks_url", jwksURL, "error", err)
+		},
+		Storage: cache,
+		// NoErrorReturnFirstHTTPReq is false: a failed first fetch is an
+		// error here, and loadKeys retries it sooner than RefreshInterval.
+	})
+	if err != nil {
+		cancel()
+		return nil, jwksURL, fmt.Errorf("JWK Set %s: %w", jwksURL, err)
+	}
+	if cache.count() == 0 {
+		cancel()
+		return nil, jwksURL, fmt.Errorf("JWK Set %s has no usable keys", jwksURL)
+	}
+	// jwkset refreshes on an unknown kid only through an HTTP client storage
+	// whose limiter it waits on, with one deadline for the wait and the
+	// fetch. Give it an unlimited limiter and rate-limit in front of it with
+	// Allow, which never waits (kidMissStorage).
+	refresher, err := jwkset.NewHTTPClient(jwkset.HTTPClientOptions{
+		HTTPURLs:          map[string]jwkset.Storage{jwksURL: st},
+		RefreshUnknownKID: rate.NewLimiter(rate.Inf, 0),
+	})
+	if err != nil {
+		cancel()
+		return nil, jwksURL, fmt.Errorf("JWK Set %s: %w", jwksURL, err)
+	}
+	kf, err := keyfunc.New(keyfunc.Options{
+		Ctx: ctx,
+		Storage: kidMissStorage{
+			Storage:   st,
+			refresher: refresher,
+			limiter:   rate.NewLimiter(rate.Every(v.unknownKIDRate), 1),
+		},
+		// Keys marked for encryption never verify signatures.
+		UseWhitelist: []jwkset.USE{jwkset.UseSig, ""},
+	})
+	if err != nil {
+		cancel()
+		return nil, jwksURL, fmt.Errorf("JWK Set %s: %w", jwksURL, err)
+	}
+	return &remoteKeys{cache: cache, kf: kf, stop: cancel}, jwksURL, nil
+}
+
+// discoveryURL is the OpenID Connect Discovery 1.0 (§4) location of issuer's
+// configuration: the issuer with one trailing "/" removed, plus the
+// well-known path.
+func discoveryURL(issuer string) string {
+	return strings.TrimSuffix(issuer, "/") + "/.well-known/openid-configuration"
+}
+
+// discover fetches issuer's discovery document and returns its jwks_uri. The
+// document must name the same issuer (OpenID Connect Discovery 1.0 §4.3).
+func (v *Verifier) discover(issuer string) (string, error) {
+	ctx, cancel := context.WithTimeout(v.ctx, discoveryTimeout)
+	defer cancel()
+	u := discoveryURL(issuer)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	if err != nil {
+		return "", fmt.Errorf("discovery: %w", err)
+	}
+	req.Header.Set("Accept", "application/json")
+	resp, err := v.client.Do(req)
+	if err != nil {
+		return "", fmt.Errorf("discovery: %w", err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return "", fmt.Errorf("discovery %s: HTTP status %d", u, resp.StatusCode)
+	}
+	var doc struct {
+		Issuer  string `json:"issuer"`
+		JWKSURI string `json:"jwks_uri"`
+	}
+	if err := json.NewDecoder(io.LimitReader(resp.Body, maxDiscoveryBytes)).Decode(&doc); err != nil {
+		return "", fmt.Errorf("discovery %s: %w", u, err)
+	}
+	if doc.Issuer != issuer {
+		return "", fmt.Errorf("discovery %s: document is for issuer %q, not %q", u, doc.Issuer, issuer)
+	}
+	if err := checkHTTPURL(doc.JWKSURI); err != nil {
+		return "", fmt.Errorf("discovery %s: jwks_uri: %w", u, err)
+	}
+	if strings.HasPrefix(issuer, "https:") && !strings.HasPrefix(doc.JWKSURI, "https:") {
+		return "", fmt.Errorf("discovery %s: jwks_uri %q is not https", u, doc.JWKSURI)
+	}
+	return doc.JWKSURI, nil
+}
+
+// checkHTTPURL accepts absolute http and https URLs without a fragment.
+func checkHTTPURL(raw string) error {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return errors.New("not a valid URL")
+	}
+	if u.Scheme != "http" && u.Scheme != "https" || u.Host == "" {
+		return fmt.Errorf("%q is not an absolute http(s) URL", raw)
+	}
+	if u.Fragment != "" || u.RawQuery != "" {
+		return fmt.Errorf("%q must not have a query or fragment", raw)
+	}
+	return nil
+}
+
+func (v *Verifier) report(issuer, result string) {
+	if v.onRefresh != nil {
+		v.onRefresh(issuer, result)
+	}
+}
+
+// cacheStore is the in-memory JWK Set jwkset refreshes. It counts the keys
+// for Ready and reports each refresh once the provider is live (before that,
+// loadKeys reports).
+type cacheStore struct {
+	*jwkset.MemoryJWKSet
+	n         atomic.Int64
+	live      atomic.Bool
+	onReplace func(n int)
+}
+
+// KeyReplaceAll is called by jwkset after each successful fetch.
+func (c *cacheStore) KeyReplaceAll(ctx context.Context, given []jwkset.JWK) error {
+	if err := c.MemoryJWKSet.KeyReplaceAll(ctx, given); err != nil {
+		return err
+	}
+	c.n.Store(int64(len(given)))
+	if c.live.Load() {
+		c.onReplace(len(given))
+	}
+	return nil
+}
+
+func (c *cacheStore) count() int { return int(c.n.Load()) }
+
+// kidMissStorage reads keys from the cached JWK Set; on an unknown kid it
+// refetches the set at once if the rate limiter allows, and otherwise
+// reports the key as not found at once.
+type kidMissStorage struct {
+	jwkset.Storage
+	refresher jwkset.Storage
+	limiter   *rate.Limiter
+}
+
+// KeyRead returns the key with keyID, refreshing the set on a miss when
+// allowed.
+func (s kidMissStorage) KeyRead(ctx context.Context, keyID string) (jwkset.JWK, error) {
+	jwk, err := s.Storage.KeyRead(ctx, keyID)
+	if !errors.Is(err, jwkset.ErrKeyNotFound) || !s.limiter.Allow() {
+		return jwk, err
+	}
+	ctx, cancel := context.WithTimeout(ctx, unknownKIDFetchTimeout)
+	defer cancel()
+	return s.refresher.KeyRead(ctx, keyID)
+}

@@ -1,0 +1,369 @@
+package auth
+
+import (
+	"cmp"
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+)
+
+// Defaults and limits of the Verifier.
+const (
+	defaultLeeway              = 60 * time.Second
+	defaultRefreshInterval     = 10 * time.Minute
+	defaultUnknownKIDRateLimit = 5 * time.Minute
+	defaultUserIDClaim         = "sub"
+
+	// maxTokenLen bounds the work an unauthenticated caller can cause.
+	// Real ID tokens are 1–4 KiB; some with group claims reach ~8 KiB.
+	maxTokenLen = 16 << 10
+	// minHS256SecretLen is RFC 7518 §3.2: a key at least as long as the hash.
+	minHS256SecretLen = 32
+)
+
+// jwksMethods are the algorithms accepted from providers with public keys.
+// Never "none" and never HS*: with HS* a public key could be used as an HMAC
+// secret (algorithm confusion).
+func jwksMethods() []string {
+	return []string{"RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "EdDSA"}
+}
+
+// Provider is one trusted identity provider: whose tokens are accepted, and
+// what their users may do.
+type Provider struct {
+	// Issuer is the "iss" tokens must carry. Unless JWKSURL or HS256Secret is
+	// set, it is also the OpenID Connect discovery base: the JWK Set is found
+	// through Issuer (less one trailing "/") + "/.well-known/openid-configuration".
+	Issuer string
+	// JWKSURL, when set, is the provider's JWK Set URL and discovery is
+	// skipped.
+	JWKSURL string
+	// HS256Secret, when non-nil, makes this a shared-secret provider: tokens
+	// are HS256 only and are verified with this secret, which must be at
+	// least 32 bytes (RFC 7518 §3.2); no JWK Set is used.
+	HS256Secret []byte
+	// Audience is the "aud" tokens must contain.
+	Audience string
+	// UserIDClaim names the string claim holding the user id; default "sub".
+	UserIDClaim string
+	// Applications are the application keys this provider's users may use;
+	// "*" allows all.
+	Applications []string
+	// Leeway is the clock skew allowed on exp, nbf and iat; zero means the
+	// default, 60 s.
+	Leeway time.Duration
+}
+
+// VerifierOptions are the dependencies and tuning of a Verifier. The zero
+// value is usable.
+type VerifierOptions struct {
+	// HTTPClient fetches discovery documents and JWK Sets. Default: a
+	// client of the Verifier's own. Requests have their own timeouts.
+	HTTPClient *http.Client
+	// Now is the clock tokens are checked against; default time.Now.
+	Now func() time.Time
+	// RefreshInterval is how often JWK Sets are fetched in the background;
+	// default 10 minutes.
+	RefreshInterval time.Duration
+	// UnknownKIDRateLimit is the least time between two JWK Set fetches
+	// caused by tokens with an unknown key id, per provider; default 5
+	// minutes. Such a fetch happens at once when allowed, else the token is
+	// refused at once: a request never waits for the rate limiter.
+	UnknownKIDRateLimit time.Duration
+	// OnRefresh, when set, is called after every attempt to load a
+	// provider's keys (discovery, first fetch, background or unknown-kid
+	// refresh) with the provider's issuer and "ok" or "error". It is called
+	// from several goroutines.
+	OnRefresh func(provider, result string)
+	// Logger receives key-loading events; default: discard.
+	Logger *slog.Logger
+}
+
+// Verifier checks identity tokens from a fixed set of providers. It is safe
+// for concurrent use. Close it to stop its background work.
+type Verifier struct {
+	byIssuer  map[string]*provider
+	providers []*provider // in configuration order, for Ready
+
+	client          *http.Client
+	ownClient       bool
+	logger          *slog.Logger
+	onRefresh       func(provider, result string)
+	refreshInterval time.Duration
+	unknownKIDRate  time.Duration
+
+	ctx    context.Context // ends background work
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+}
+
+// provider is a validated Provider ready for use.
+type provider struct {
+	issuer      string
+	jwksURL     string // empty: discover
+	userIDClaim string
+	apps        []string
+	methods     []string
+	parser      *jwt.Parser
+	hmacKeyfunc jwt.Keyfunc // shared-secret providers only
+
+	keys atomic.Pointer[remoteKeys] // JWK Set providers: nil until loaded
+}
+
+// NewVerifier validates providers and starts loading their keys. It fails
+// only for invalid configuration: a provider that cannot be reached is
+// retried in the background with backoff until it answers, and Ready reports
+// it meanwhile. NewVerifier waits for the first attempt of each provider
+// (bounded by the discovery and JWK Set timeouts, 5 s each), so healthy
+// providers are ready when it returns. ctx bounds the background work, as
+// does Close.
+func NewVerifier(ctx context.Context, providers []Provider, opts VerifierOptions) (*Verifier, error) {
+	if opts.RefreshInterval < 0 || opts.UnknownKIDRateLimit < 0 {
+		return nil, errors.New("auth: negative refresh interval or unknown-kid rate limit")
+	}
+	now := opts.Now
+	if now == nil {
+		now = time.Now
+	}
+	v := &Verifier{
+		byIssuer:        make(map[string]*provider, len(providers)),
+		client:          opts.HTTPClient,
+		logger:          opts.Logger,
+		onRefresh:       opts.OnRefresh,
+		refreshInterval: cmp.Or(opts.RefreshInterval, defaultRefreshInterval),
+		unknownKIDRate:  cmp.Or(opts.UnknownKIDRateLimit, defaultUnknownKIDRateLimit),
+	}
+	if v.client == nil {
+		// A backstop only: every request also has a context deadline.
+		v.client = &http.Client{Timeout: 30 * time.Second}
+		v.ownClient = true
+	}
+	if v.logger == nil {
+		v.logger = slog.New(slog.DiscardHandler)
+	}
+	for i, cfg := range providers {
+		p, err := newProvider(cfg, now)
+		if err != nil {
+			return nil, fmt.Errorf("auth: identity provider #%d (%q): %w", i+1, cfg.Issuer, err)
+		}
+		if v.byIssuer[p.issuer] != nil {
+			return nil, fmt.Errorf("auth: identity provider #%d: issuer %q configured twice", i+1, cfg.Issuer)
+		}
+		v.byIssuer[p.issuer] = p
+		v.providers = append(v.providers, p)
+	}
+
+	v.ctx, v.cancel = context.WithCancel(ctx)
+	var first sync.WaitGroup
+	for _, p := range v.providers {
+		if p.hmacKeyfunc != nil {
+			continue
+		}
+		first.Add(1)
+		v.wg.Go(func() { v.loadKeys(p, first.Done) })
+	}
+	first.Wait()
+	return v, nil
+}
+
+func newProvider(cfg Provider, now func() time.Time) (*provider, error) {
+	if cfg.Issuer == "" {
+		return nil, errors.New("issuer is required")
+	}
+	if cfg.Audience == "" {
+		return nil, errors.New("audience is required")
+	}
+	if !validApplications(cfg.Applications) {
+		return nil, errors.New(`applications must list at least one non-empty key (or "*")`)
+	}
+	if cfg.Leeway < 0 {
+		return nil, errors.New("leeway must not be negative")
+	}
+	p := &provider{
+		issuer:      cfg.Issuer,
+		jwksURL:     cfg.JWKSURL,
+		userIDClaim: cmp.Or(cfg.UserIDClaim, defaultUserIDClaim),
+		apps:        cloneApplications(cfg.Applications),
+		methods:     jwksMethods(),
+	}
+	switch {
+	case cfg.HS256Secret != nil:
+		if cfg.JWKSURL != "" {
+			return nil, errors.New("set either an HS256 secret or a JWKS URL, not both")
+		}
+		if len(cfg.HS256Secret) < minHS256SecretLen {
+			return nil, fmt.Errorf("HS256 secret must be at least %d bytes", minHS256SecretLen)
+		}
+		secret := slices.Clone(cfg.HS256Secret)
+		p.methods = []string{"HS256"}
+		p.hmacKeyfunc = func(*jwt.Token) (any, error) { return secret, nil }
+	case cfg.JWKSURL != "":
+		if err := checkHTTPURL(cfg.JWKSURL); err != nil {
+			return nil, fmt.Errorf("JWKS URL: %w", err)
+		}
+	default:
+		if err := checkHTTPURL(cfg.Issuer); err != nil {
+			return nil, fmt.Errorf("issuer is used for OpenID Connect discovery (no JWKS URL or HS256 secret set): %w", err)
+		}
+	}
+	p.parser = jwt.NewParser(
+		jwt.WithValidMethods(p.methods),
+		jwt.WithIssuer(p.issuer),
+		jwt.WithAudience(cfg.Audience),
+		jwt.WithExpirationRequired(),
+		jwt.WithIssuedAt(),
+		jwt.WithLeeway(cmp.Or(cfg.Leeway, defaultLeeway)),
+		jwt.WithTimeFunc(now),
+	)
+	return p, nil
+}
+
+// Verify checks rawToken (the bearer token, without "Bearer ") and returns
+// the user it identifies. Every error is a *TokenError. ctx bounds the one
+// JWK Set fetch an unknown key id may cause.
+func (v *Verifier) Verify(ctx context.Context, rawToken string) (Principal, error) {
+	u, terr := peek(rawToken)
+	if terr != nil {
+		return Principal{}, terr
+	}
+	p := v.byIssuer[u.iss]
+	if p == nil {
+		return Principal{}, tokenError(ReasonUnknownIssuer, "the token's issuer is not trusted", nil)
+	}
+	// WithValidMethods checks this too; checking first gives a precise reason.
+	if !slices.Contains(p.methods, u.alg) {
+		return Principal{}, tokenError(ReasonBadAlgorithm, "the token's signing algorithm is not accepted", nil)
+	}
+	keyFunc := p.hmacKeyfunc
+	if keyFunc == nil {
+		rk := p.keys.Load()
+		if rk == nil {
+			return Principal{}, classify(errProviderUnavailable, nil)
+		}
+		keyFunc = rk.kf.KeyfuncCtx(ctx)
+	}
+	claims := jwt.MapClaims{}
+	if _, err := p.parser.ParseWithClaims(rawToken, claims, keyFunc); err != nil {
+		te := classify(err, claims)
+		if !u.hasKID && te.Reason == ReasonBadAlgorithm {
+			// Without a kid, keyfunc offers every key of the set, each is
+			// tried with the token's algorithm, and the last failure is
+			// reported: usually a key of another type, not a confusion.
+			te = tokenError(ReasonBadSignature, "the token's signature is invalid", err)
+		}
+		return Principal{}, te
+	}
+	userID, _ := claims[p.userIDClaim].(string)
+	if userID == "" {
+		return Principal{}, tokenError(ReasonMissingUserClaim, "the token has no user id claim", nil)
+	}
+	return Principal{Kind: KindUser, Name: p.issuer, UserID: userID, Applications: p.apps}, nil
+}
+
+// unverified is what Verify reads from a token before verifying it.
+type unverified struct {
+	alg, iss string
+	hasKID   bool
+}
+
+// peek reads the header's alg and kid and the payload's iss without
+// verifying anything, to choose the provider whose parser then does the real
+// checks.
+func peek(raw string) (unverified, *TokenError) {
+	if raw == "" {
+		return unverified{}, tokenError(ReasonMalformed, "no token was presented", nil)
+	}
+	if len(raw) > maxTokenLen {
+		return unverified{}, tokenError(ReasonMalformed, "the token is too large", nil)
+	}
+	malformed := func(err error) (unverified, *TokenError) {
+		return unverified{}, tokenError(ReasonMalformed, "the token is not a well-formed JWT", err)
+	}
+	h, rest, ok1 := strings.Cut(raw, ".")
+	payload, sig, ok2 := strings.Cut(rest, ".")
+	if !ok1 || !ok2 || strings.Contains(sig, ".") {
+		return malformed(nil)
+	}
+	var header struct {
+		Alg  string          `json:"alg"`
+		KID  json.RawMessage `json:"kid"`
+		Crit json.RawMessage `json:"crit"`
+	}
+	if err := decodeSegment(h, &header); err != nil {
+		return malformed(err)
+	}
+	if header.KID != nil && header.KID[0] != '"' {
+		return malformed(nil) // kid must be a string
+	}
+	if header.Crit != nil {
+		// RFC 7515 §4.1.11: extensions we do not implement must be refused.
+		return unverified{}, tokenError(ReasonMalformed, "the token has critical header parameters this service does not support", nil)
+	}
+	var body struct {
+		Iss any `json:"iss"`
+	}
+	if err := decodeSegment(payload, &body); err != nil {
+		return malformed(err)
+	}
+	if body.Iss == nil {
+		return unverified{}, tokenError(ReasonUnknownIssuer, "the token has no issuer", nil)
+	}
+	iss, ok := body.Iss.(string)
+	if !ok {
+		return unverified{}, tokenError(ReasonMalformed, "the token's issuer is not a string", nil)
+	}
+	return unverified{alg: header.Alg, iss: iss, hasKID: header.KID != nil}, nil
+}
+
+// decodeSegment decodes one JWS segment the way jwt.Parser does by default.
+func decodeSegment(seg string, v any) error {
+	b, err := base64.RawURLEncoding.DecodeString(seg)
+	if err != nil {
+		return err
+	}
+	return json.Unmarshal(b, v)
+}
+
+// Ready returns nil when every provider has keys loaded, else an error
+// naming (by issuer) the providers that have none.
+func (v *Verifier) Ready() error {
+	var notReady []string
+	for _, p := range v.providers {
+		if p.hmacKeyfunc != nil {
+			continue
+		}
+		if rk := p.keys.Load(); rk == nil || rk.cache.count() == 0 {
+			notReady = append(notReady, p.issuer)
+		}
+	}
+	if len(notReady) > 0 {
+		return fmt.Errorf("auth: no keys loaded yet for identity provider(s) %s", strings.Join(notReady, ", "))
+	}
+	return nil
+}
+
+// Close stops background key loading and refreshing. Verify keeps working
+// with the keys already loaded.
+func (v *Verifier) Close() {
+	v.cancel()
+	v.wg.Wait()
+	for _, p := range v.providers {
+		if rk := p.keys.Load(); rk != nil {
+			rk.stop()
+		}
+	}
+	if v.ownClient {
+		v.client.CloseIdleConnections()
+	}
+}

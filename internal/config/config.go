@@ -11,8 +11,11 @@ import (
 	"io"
 	"net/netip"
 	"os"
+	"reflect"
+	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"gopkg.in/yaml.v3"
 
@@ -138,8 +141,12 @@ type Error struct {
 
 func (e *Error) Error() string { return "config: " + e.Key + ": " + e.Problem }
 
+// errf builds an Error. Line breaks in the problem (from a path or a value
+// that ends in "\n", say a variable filled from a file) are escaped so the
+// text stays one line.
 func errf(key, format string, args ...any) error {
-	return &Error{Key: key, Problem: fmt.Sprintf(format, args...)}
+	problem := strings.NewReplacer("\n", `\n`, "\r", `\r`).Replace(fmt.Sprintf(format, args...))
+	return &Error{Key: key, Problem: problem}
 }
 
 // Defaults returns the configuration before the file and environment apply.
@@ -186,12 +193,87 @@ func Decode(r io.Reader, cfg *Config) error {
 	if len(bytes.TrimSpace(data)) == 0 {
 		return nil
 	}
-	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec := yaml.NewDecoder(bytes.NewReader(zeroDurations(data)))
 	dec.KnownFields(true)
 	if err := dec.Decode(cfg); err != nil && !errors.Is(err, io.EOF) {
 		return errf("file", "%s", strings.ReplaceAll(err.Error(), "\n", "; "))
 	}
 	return nil
+}
+
+var durationType = reflect.TypeFor[time.Duration]()
+
+// zeroDurations rewrites a bare 0 given for a duration key (instance_ttl: 0,
+// as the documented example writes it) to "0s". yaml.v3 refuses integers for
+// time.Duration fields, but 0 is unambiguous. Other integers still fail, since
+// 600 could mean seconds or nanoseconds. The patch is made in the source text,
+// in place, so line numbers in later errors stay those of the file.
+func zeroDurations(data []byte) []byte {
+	var doc yaml.Node
+	if yaml.Unmarshal(data, &doc) != nil {
+		return data // the strict decode reports the error
+	}
+	var zeros []*yaml.Node
+	findZeroDurations(&doc, reflect.TypeFor[Config](), &zeros)
+	if len(zeros) == 0 {
+		return data
+	}
+	lines := bytes.SplitAfter(data, []byte("\n"))
+	// Patch from the end so earlier offsets stay valid.
+	for i := len(zeros) - 1; i >= 0; i-- {
+		n := zeros[i]
+		if n.Line < 1 || n.Line > len(lines) {
+			continue
+		}
+		line := lines[n.Line-1]
+		off := 0
+		for c := 1; c < n.Column && off < len(line); c++ {
+			_, size := utf8.DecodeRune(line[off:])
+			off += size
+		}
+		if !bytes.HasPrefix(line[off:], []byte(n.Value)) {
+			continue // an anchor or tag precedes the value: leave it to the decoder
+		}
+		lines[n.Line-1] = append(append(append([]byte{}, line[:off]...), "0s"...), line[off+len(n.Value):]...)
+	}
+	return bytes.Join(lines, nil)
+}
+
+// findZeroDurations collects the integer-zero scalars that decode into a
+// time.Duration field of t, in document order.
+func findZeroDurations(n *yaml.Node, t reflect.Type, out *[]*yaml.Node) {
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	switch n.Kind {
+	case yaml.DocumentNode:
+		for _, c := range n.Content {
+			findZeroDurations(c, t, out)
+		}
+	case yaml.MappingNode:
+		if t.Kind() != reflect.Struct {
+			return
+		}
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			for j := 0; j < t.NumField(); j++ {
+				if name, _, _ := strings.Cut(t.Field(j).Tag.Get("yaml"), ","); name == n.Content[i].Value {
+					findZeroDurations(n.Content[i+1], t.Field(j).Type, out)
+				}
+			}
+		}
+	case yaml.SequenceNode:
+		if t.Kind() == reflect.Slice || t.Kind() == reflect.Array {
+			for _, c := range n.Content {
+				findZeroDurations(c, t.Elem(), out)
+			}
+		}
+	case yaml.ScalarNode:
+		if t == durationType && n.Style == 0 && n.ShortTag() == "!!int" {
+			if v, err := strconv.ParseInt(n.Value, 0, 64); err == nil && v == 0 {
+				*out = append(*out, n)
+			}
+		}
+	}
 }
 
 // Resolve reads secrets and validates everything; call it after the file and

@@ -1,0 +1,792 @@
+package config_test
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/authserver-dev/authserver/internal/config"
+	"github.com/authserver-dev/authserver/internal/signer"
+)
+
+var update = flag.Bool("update", false, "rewrite the golden files under testdata/")
+
+// Real-looking values. None of the secrets may ever appear in an error or in
+// a formatted Config.
+const (
+	appKey  = "196087a1-e815-4bc4-8984-60d8d8a43f1d"
+	appKey2 = "5f0c2a9e-3b7d-4c1e-9a8f-2d6b4e1c7a90"
+
+	secretA     = "htYk6jZ46A9F7izxgsfkZg==" // 16 bytes
+	secretB     = "pDvxLbT29j44/OkzTiWNwg==" // 16 bytes
+	shortSecret = "QmMwQ+OhGAM="             // 8 bytes
+	notBase64   = "htYk6jZ46A9F7izx-gsfkZg"  // '-' is not standard Base64
+	hsShort     = "mSPF1+p6juLrGePQucqn26+FXpo="
+	hsLong      = "4qrTz5SgWK9kQyctEVZbLBGTenkSGxLmwtqy3gLZsIE="
+
+	// keyHash is sha256("backend-api-key-1").
+	keyHash = "a703469d11a863c4ef82b74ad4f19218a6e397a5d5f96c6aee747b9cd1561046"
+)
+
+var allSecrets = []string{secretA, secretB, shortSecret, notBase64, hsShort, hsLong}
+
+// Snippets of a valid file; $CERT, $KEY, $SECRET_FILE and $DIR are replaced
+// by files in the test's temporary directory.
+const (
+	tlsYAML    = "tls: {cert_file: $CERT, key_file: $KEY}\n"
+	appYAML    = "applications:\n  - key: " + appKey + "\n    secret_file: $SECRET_FILE\n"
+	apiKeyYAML = "api_keys:\n  - name: backend\n    sha256: " + keyHash + "\n    applications: [\"*\"]\n"
+	validYAML  = tlsYAML + appYAML + apiKeyYAML
+)
+
+// designYAML follows DESIGN.md's example, leaving out the keys that have
+// defaults (token_ttl, max_token_ttl, default, user_id_claim, leeway) so the
+// test sees them applied.
+const designYAML = `listen: ":8443"
+admin_listen: "127.0.0.1:9090"
+tls: {cert_file: $CERT, key_file: $KEY}
+database_url: postgres://authserver@db.internal:5432/authserver
+data_dir: ./data
+applications:
+  - key: 196087a1-e815-4bc4-8984-60d8d8a43f1d
+    secret_file: $SECRET_FILE
+    instance_ttl: 0                        # default sinch:rtc:instance:exp lifetime; 0 = none
+    legacy_signatures: true
+identity_providers:
+  - issuer: https://idp.example.com/
+    audience: my-app
+    applications: ["*"]
+api_keys:
+  - name: backend
+    sha256: a703469d11a863c4ef82b74ad4f19218a6e397a5d5f96c6aee747b9cd1561046
+    applications: ["*"]
+rate_limits: {per_user: "10/m", per_ip: "300/m"}   # N/s, N/m or N/h
+cors: {allowed_origins: ["https://app.example.com"]}
+`
+
+// mustWrite writes content to dir/name and returns the path.
+func mustWrite(tb testing.TB, dir, name, content string) string {
+	tb.Helper()
+	path := filepath.Join(dir, name)
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		tb.Fatal(err)
+	}
+	if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
+		tb.Fatal(err)
+	}
+	return path
+}
+
+// fixture is a temporary directory with an empty certificate and key (Resolve
+// only stats them) and a secret file holding secretA.
+type fixture struct {
+	dir, cert, key, secretFile string
+}
+
+func newFixture(tb testing.TB) fixture {
+	tb.Helper()
+	dir := tb.TempDir()
+	return fixture{
+		dir:        dir,
+		cert:       mustWrite(tb, dir, "tls/cert.pem", ""),
+		key:        mustWrite(tb, dir, "tls/key.pem", ""),
+		secretFile: mustWrite(tb, dir, "secrets/app", secretA+"\n"),
+	}
+}
+
+func (f fixture) expand(s string) string {
+	return strings.NewReplacer("$CERT", f.cert, "$KEY", f.key, "$SECRET_FILE", f.secretFile, "$DIR", f.dir).Replace(s)
+}
+
+// mustLoad writes yamlText (expanded) as the config file and loads it.
+func (f fixture) load(tb testing.TB, yamlText string, env map[string]string) (*config.Config, error) {
+	tb.Helper()
+	path := mustWrite(tb, f.dir, "authserver.yaml", f.expand(yamlText))
+	expanded := map[string]string{}
+	for k, v := range env {
+		expanded[k] = f.expand(v)
+	}
+	return config.Load(path, mapEnv(expanded))
+}
+
+func (f fixture) mustLoad(tb testing.TB, yamlText string, env map[string]string) *config.Config {
+	tb.Helper()
+	cfg, err := f.load(tb, yamlText, env)
+	if err != nil {
+		tb.Fatalf("Load: %v", err)
+	}
+	return cfg
+}
+
+func mapEnv(m map[string]string) func(string) string {
+	return func(k string) string { return m[k] }
+}
+
+func TestLoadInvalid(t *testing.T) {
+	tests := []struct {
+		name  string
+		yaml  string            // "-" means no file at all
+		env   map[string]string // values are expanded like yaml
+		files map[string]string // extra files in the fixture directory
+		key   string
+		want  string // a substring of the problem
+	}{
+		// The file itself.
+		{name: "file missing", yaml: "-", key: "file", want: "no such file"},
+		{name: "unknown key", yaml: validYAML + "listen_addr: \":9\"\n", key: "file", want: "listen_addr"},
+		{name: "unknown nested key", yaml: tlsYAML + appYAML + "    secret_fiel: x\n" + apiKeyYAML, key: "file", want: "secret_fiel"},
+		{name: "bad YAML", yaml: validYAML + "cors: {allowed_origins: [\n", key: "file"},
+		{name: "tab indentation", yaml: "applications:\n\t- key: x\n", key: "file"},
+		{name: "wrong type", yaml: validYAML + "listen: [\":8443\"]\n", key: "file", want: "line 9"},
+		{name: "several type errors stay on one line", yaml: validYAML + "pprof: maybe\nsequence: {max_batch: lots}\n", key: "file", want: "line 10"},
+		{name: "duration without unit", yaml: tlsYAML + appYAML + "    token_ttl: 600\n" + apiKeyYAML, key: "file", want: "time.Duration"},
+		{name: "bad duration", yaml: tlsYAML + appYAML + "    token_ttl: ten minutes\n" + apiKeyYAML, key: "file"},
+
+		// Listeners, TLS, storage.
+		{name: "empty listen", yaml: validYAML + "listen: \"\"\n", key: "listen"},
+		{name: "empty admin_listen", yaml: validYAML + "admin_listen: \"\"\n", key: "admin_listen"},
+		{name: "missing tls", yaml: appYAML + apiKeyYAML, key: "tls", want: "insecure_http"},
+		{name: "tls without key_file", yaml: "tls: {cert_file: $CERT}\n" + appYAML + apiKeyYAML, key: "tls"},
+		{name: "insecure_http with tls", yaml: validYAML + "insecure_http: true\n", key: "insecure_http"},
+		{name: "insecure_http from env with tls in file", yaml: validYAML, env: map[string]string{"AUTHSERVER_INSECURE_HTTP": "true"}, key: "insecure_http"},
+		{name: "cert file missing", yaml: "tls: {cert_file: $DIR/nope.pem, key_file: $KEY}\n" + appYAML + apiKeyYAML, key: "tls.cert_file", want: "no such file"},
+		{name: "key file missing", yaml: "tls: {cert_file: $CERT, key_file: $DIR/nope.key}\n" + appYAML + apiKeyYAML, key: "tls.key_file"},
+		{name: "no data_dir and no database", yaml: validYAML + "data_dir: \"\"\n", key: "data_dir"},
+		{name: "database_url not postgres", yaml: validYAML + "database_url: mysql://db/authserver\n", key: "database_url"},
+
+		// Applications.
+		{name: "no applications", yaml: tlsYAML + apiKeyYAML, key: "applications", want: "AUTHSERVER_APP_KEY"},
+		{name: "empty applications", yaml: tlsYAML + "applications: []\n" + apiKeyYAML, key: "applications"},
+		{name: "two defaults", yaml: tlsYAML + apiKeyYAML + "applications:\n" +
+			"  - {key: " + appKey + ", secret_file: $SECRET_FILE, default: true}\n" +
+			"  - {key: " + appKey2 + ", secret_file: $SECRET_FILE, default: true}\n",
+			key: "applications", want: "default"},
+		{name: "bad application key", yaml: tlsYAML + apiKeyYAML + "applications:\n  - {key: \"my app\", secret_file: $SECRET_FILE}\n", key: "applications[0].key"},
+		{name: "empty application key", yaml: tlsYAML + apiKeyYAML + "applications:\n  - {secret_file: $SECRET_FILE}\n", key: "applications[0].key"},
+		{name: "duplicate application key", yaml: tlsYAML + apiKeyYAML + "applications:\n" +
+			"  - {key: " + appKey + ", secret_file: $SECRET_FILE}\n" +
+			"  - {key: " + appKey + ", secret_file: $SECRET_FILE}\n",
+			key: "applications[1].key", want: "twice"},
+		{name: "secret file path with a newline", yaml: tlsYAML + apiKeyYAML + "applications:\n  - {key: " + appKey + ", secret_file: \"$DIR/secrets/app\\n\"}\n", key: "applications[0].secret_file", want: `app\n`},
+		{name: "cert path from env with a newline", yaml: appYAML + apiKeyYAML,
+			env: map[string]string{"AUTHSERVER_TLS_CERT_FILE": "$CERT\r\n", "AUTHSERVER_TLS_KEY_FILE": "$KEY"},
+			key: "tls.cert_file", want: `cert.pem\r\n`},
+		{name: "secret file missing", yaml: tlsYAML + apiKeyYAML + "applications:\n  - {key: " + appKey + ", secret_file: $DIR/secrets/nope}\n", key: "applications[0].secret_file", want: "no such file"},
+		{name: "secret not base64", files: map[string]string{"bad": notBase64 + "\n"},
+			yaml: tlsYAML + apiKeyYAML + "applications:\n  - {key: " + appKey + ", secret_file: $DIR/bad}\n",
+			key:  "applications[0].secret_file", want: "Base64"},
+		{name: "secret too short", files: map[string]string{"short": shortSecret + "\n"},
+			yaml: tlsYAML + apiKeyYAML + "applications:\n  - {key: " + appKey + ", secret_file: $DIR/short}\n",
+			key:  "applications[0].secret_file", want: "8 bytes"},
+		{name: "second secret line bad", files: map[string]string{"two": secretA + "\n" + shortSecret + "\n"},
+			yaml: tlsYAML + apiKeyYAML + "applications:\n  - {key: " + appKey + ", secret_file: $DIR/two}\n",
+			key:  "applications[0].secret_file", want: "line 2"},
+		{name: "secret file without a secret", files: map[string]string{"empty": "# rotated out\n\n"},
+			yaml: tlsYAML + apiKeyYAML + "applications:\n  - {key: " + appKey + ", secret_file: $DIR/empty}\n",
+			key:  "applications[0].secret_file", want: "no secret"},
+		{name: "inline secret outside dev", yaml: tlsYAML + apiKeyYAML + "applications:\n  - {key: " + appKey + ", secret: \"" + secretA + "\"}\n", key: "applications[0].secret", want: "authserver dev"},
+		{name: "two secret sources", yaml: tlsYAML + apiKeyYAML + "applications:\n  - {key: " + appKey + ", secret_file: $SECRET_FILE, secret_env: APP_SECRET}\n",
+			env: map[string]string{"APP_SECRET": secretB}, key: "applications[0]", want: "exactly one"},
+		{name: "no secret source", yaml: tlsYAML + apiKeyYAML + "applications:\n  - {key: " + appKey + "}\n", key: "applications[0]", want: "exactly one"},
+		{name: "secret_env not set", yaml: tlsYAML + apiKeyYAML + "applications:\n  - {key: " + appKey + ", secret_env: APP_SECRET}\n", key: "applications[0].secret_env", want: "APP_SECRET"},
+		{name: "secret_env not base64", yaml: tlsYAML + apiKeyYAML + "applications:\n  - {key: " + appKey + ", secret_env: APP_SECRET}\n",
+			env: map[string]string{"APP_SECRET": notBase64}, key: "applications[0].secret_env", want: "Base64"},
+		{name: "token_ttl below 60s", yaml: tlsYAML + appYAML + "    token_ttl: 30s\n" + apiKeyYAML, key: "applications[0].token_ttl"},
+		{name: "token_ttl above max", yaml: tlsYAML + appYAML + "    token_ttl: 2h\n" + apiKeyYAML, key: "applications[0].token_ttl", want: "1h0m0s"},
+		{name: "token_ttl above explicit max", yaml: tlsYAML + appYAML + "    token_ttl: 20m\n    max_token_ttl: 15m\n" + apiKeyYAML, key: "applications[0].token_ttl"},
+		{name: "max_token_ttl below 60s", yaml: tlsYAML + appYAML + "    max_token_ttl: 59s\n" + apiKeyYAML, key: "applications[0].max_token_ttl"},
+		{name: "instance_ttl below 48h", yaml: tlsYAML + appYAML + "    instance_ttl: 47h\n" + apiKeyYAML, key: "applications[0].instance_ttl", want: "48h"},
+		{name: "instance_ttl negative", yaml: tlsYAML + appYAML + "    instance_ttl: -72h\n" + apiKeyYAML, key: "applications[0].instance_ttl"},
+
+		// Single-application shortcut.
+		{name: "shortcut secret without key", yaml: validYAML, env: map[string]string{"AUTHSERVER_APP_SECRET": secretA}, key: "AUTHSERVER_APP_KEY"},
+		{name: "shortcut secret file without key", yaml: validYAML, env: map[string]string{"AUTHSERVER_APP_SECRET_FILE": "$SECRET_FILE"}, key: "AUTHSERVER_APP_KEY"},
+		{name: "shortcut key without secret", yaml: validYAML, env: map[string]string{"AUTHSERVER_APP_KEY": appKey2}, key: "AUTHSERVER_APP_SECRET"},
+		{name: "shortcut secret and secret file", yaml: validYAML,
+			env: map[string]string{"AUTHSERVER_APP_KEY": appKey2, "AUTHSERVER_APP_SECRET": secretB, "AUTHSERVER_APP_SECRET_FILE": "$SECRET_FILE"},
+			key: "AUTHSERVER_APP_SECRET"},
+		{name: "shortcut secret not base64", yaml: tlsYAML + apiKeyYAML,
+			env: map[string]string{"AUTHSERVER_APP_KEY": appKey2, "AUTHSERVER_APP_SECRET": notBase64},
+			key: "applications[0].secret_env", want: "Base64"},
+		{name: "shortcut secret too short", yaml: tlsYAML + apiKeyYAML,
+			env: map[string]string{"AUTHSERVER_APP_KEY": appKey2, "AUTHSERVER_APP_SECRET": shortSecret},
+			key: "applications[0].secret_env", want: "8 bytes"},
+		{name: "shortcut secret file missing", yaml: tlsYAML + apiKeyYAML,
+			env: map[string]string{"AUTHSERVER_APP_KEY": appKey2, "AUTHSERVER_APP_SECRET_FILE": "$DIR/nope"},
+			key: "applications[0].secret_file"},
+		{name: "shortcut drops the applications api keys name", yaml: tlsYAML + appYAML +
+			"api_keys:\n  - {name: backend, sha256: " + keyHash + ", applications: [" + appKey + "]}\n",
+			env: map[string]string{"AUTHSERVER_APP_KEY": appKey2, "AUTHSERVER_APP_SECRET": secretB},
+			key: "api_keys[0].applications", want: appKey},
+
+		// API keys.
+		{name: "no api keys and no identity providers", yaml: tlsYAML + appYAML, key: "api_keys", want: "nobody"},
+		{name: "api key without name", yaml: tlsYAML + appYAML + "api_keys:\n  - {sha256: " + keyHash + ", applications: [\"*\"]}\n", key: "api_keys[0].name"},
+		{name: "api key name twice", yaml: tlsYAML + appYAML + "api_keys:\n" +
+			"  - {name: backend, sha256: " + keyHash + ", applications: [\"*\"]}\n" +
+			"  - {name: backend, sha256: " + keyHash + ", applications: [\"*\"]}\n",
+			key: "api_keys[1].name"},
+		{name: "api key sha256 too short", yaml: tlsYAML + appYAML + "api_keys:\n  - {name: backend, sha256: " + keyHash[:63] + ", applications: [\"*\"]}\n", key: "api_keys[0].sha256", want: "sha256sum"},
+		{name: "api key sha256 not hex", yaml: tlsYAML + appYAML + "api_keys:\n  - {name: backend, sha256: " + keyHash[:63] + "g, applications: [\"*\"]}\n", key: "api_keys[0].sha256"},
+		{name: "api key in clear", yaml: tlsYAML + appYAML + "api_keys:\n  - {name: backend, sha256: backend-api-key-1, applications: [\"*\"]}\n", key: "api_keys[0].sha256"},
+		{name: "api key without applications", yaml: tlsYAML + appYAML + "api_keys:\n  - {name: backend, sha256: " + keyHash + "}\n", key: "api_keys[0].applications"},
+		{name: "api key unknown application", yaml: tlsYAML + appYAML + "api_keys:\n  - {name: backend, sha256: " + keyHash + ", applications: [" + appKey2 + "]}\n", key: "api_keys[0].applications", want: appKey2},
+
+		// Identity providers.
+		{name: "provider without issuer", yaml: validYAML + "identity_providers:\n  - {audience: my-app}\n", key: "identity_providers[0].issuer"},
+		{name: "provider without audience", yaml: validYAML + "identity_providers:\n  - {issuer: https://idp.example.com/}\n", key: "identity_providers[0].audience"},
+		{name: "provider issuer not a URL", yaml: validYAML + "identity_providers:\n  - {issuer: idp.example.com, audience: my-app}\n", key: "identity_providers[0].issuer", want: "jwks_url"},
+		{name: "second provider bad", yaml: validYAML + "identity_providers:\n  - {issuer: https://idp.example.com/, audience: my-app}\n  - {issuer: https://other.example.com/}\n", key: "identity_providers[1].audience"},
+		{name: "HS256 secret too short", yaml: validYAML + "identity_providers:\n  - {issuer: my-backend, audience: my-app, hs256_secret_env: IDP_SECRET}\n",
+			env: map[string]string{"IDP_SECRET": hsShort}, key: "identity_providers[0]", want: "32 bytes"},
+		{name: "HS256 secret env unset", yaml: validYAML + "identity_providers:\n  - {issuer: my-backend, audience: my-app, hs256_secret_env: IDP_SECRET}\n",
+			key: "identity_providers[0]", want: "32 bytes"},
+		{name: "HS256 secret file too short", files: map[string]string{"idp": hsShort + "\n"},
+			yaml: validYAML + "identity_providers:\n  - {issuer: my-backend, audience: my-app, hs256_secret_file: $DIR/idp}\n",
+			key:  "identity_providers[0]", want: "32 bytes"},
+		{name: "HS256 secret file missing", yaml: validYAML + "identity_providers:\n  - {issuer: my-backend, audience: my-app, hs256_secret_file: $DIR/nope}\n", key: "identity_providers[0].hs256_secret_file"},
+		{name: "HS256 env and file", files: map[string]string{"idp": hsLong},
+			yaml: validYAML + "identity_providers:\n  - {issuer: my-backend, audience: my-app, hs256_secret_env: IDP_SECRET, hs256_secret_file: $DIR/idp}\n",
+			env:  map[string]string{"IDP_SECRET": hsLong}, key: "identity_providers[0]", want: "only one"},
+		{name: "HS256 and jwks_url", yaml: validYAML + "identity_providers:\n  - {issuer: my-backend, audience: my-app, hs256_secret_env: IDP_SECRET, jwks_url: https://idp.example.com/jwks}\n",
+			env: map[string]string{"IDP_SECRET": hsLong}, key: "identity_providers[0]", want: "jwks_url"},
+		{name: "leeway too long", yaml: validYAML + "identity_providers:\n  - {issuer: https://idp.example.com/, audience: my-app, leeway: 6m}\n", key: "identity_providers[0].leeway"},
+		{name: "leeway negative", yaml: validYAML + "identity_providers:\n  - {issuer: https://idp.example.com/, audience: my-app, leeway: -1s}\n", key: "identity_providers[0].leeway"},
+		{name: "provider unknown application", yaml: validYAML + "identity_providers:\n  - {issuer: https://idp.example.com/, audience: my-app, applications: [" + appKey2 + "]}\n", key: "identity_providers[0].applications", want: appKey2},
+
+		// Rate limits, CORS, proxies, logs, sequence.
+		{name: "per_user rate unit", yaml: validYAML + "rate_limits: {per_user: 10/d}\n", key: "rate_limits.per_user", want: "10/d"},
+		{name: "per_user rate from env", yaml: validYAML, env: map[string]string{"AUTHSERVER_RATE_LIMITS_PER_USER": "fast"}, key: "rate_limits.per_user"},
+		{name: "per_ip rate", yaml: validYAML + "rate_limits: {per_ip: -5/m}\n", key: "rate_limits.per_ip"},
+		{name: "per_api_key rate", yaml: validYAML + "rate_limits: {per_api_key: 100}\n", key: "rate_limits.per_api_key"},
+		{name: "cors origin without scheme", yaml: validYAML + "cors: {allowed_origins: [app.example.com]}\n", key: "cors.allowed_origins[0]"},
+		{name: "cors origin with trailing slash", yaml: validYAML + "cors: {allowed_origins: [\"https://app.example.com/\"]}\n", key: "cors.allowed_origins[0]"},
+		{name: "cors origin from env", yaml: validYAML, env: map[string]string{"AUTHSERVER_CORS_ALLOWED_ORIGINS": "https://a.example.com, ftp://b.example.com"}, key: "cors.allowed_origins[1]"},
+		{name: "trusted proxy", yaml: validYAML + "trusted_proxies: [\"10.0.0.0/33\"]\n", key: "trusted_proxies[0]"},
+		{name: "trusted proxy hostname", yaml: validYAML + "trusted_proxies: [lb.internal]\n", key: "trusted_proxies[0]"},
+		{name: "trusted proxy from env", yaml: validYAML, env: map[string]string{"AUTHSERVER_TRUSTED_PROXIES": "10.0.0.0/8,not-an-ip"}, key: "trusted_proxies[1]"},
+		{name: "log format", yaml: validYAML + "log: {format: xml}\n", key: "log.format", want: "xml"},
+		{name: "log format from env", yaml: validYAML, env: map[string]string{"AUTHSERVER_LOG_FORMAT": "logfmt"}, key: "log.format"},
+		{name: "log level", yaml: validYAML + "log: {level: verbose}\n", key: "log.level"},
+		{name: "batch window too long", yaml: validYAML + "sequence: {batch_window: 1s}\n", key: "sequence.batch_window"},
+		{name: "batch window negative", yaml: validYAML + "sequence: {batch_window: -1ms}\n", key: "sequence.batch_window"},
+		{name: "max batch too large", yaml: validYAML + "sequence: {max_batch: 10001}\n", key: "sequence.max_batch"},
+		{name: "max batch negative", yaml: validYAML + "sequence: {max_batch: -1}\n", key: "sequence.max_batch"},
+
+		// Environment values.
+		{name: "bad env boolean", yaml: validYAML, env: map[string]string{"AUTHSERVER_INSECURE_HTTP": "yes please"}, key: "insecure_http", want: "AUTHSERVER_INSECURE_HTTP"},
+		{name: "bad env boolean pprof", yaml: validYAML, env: map[string]string{"AUTHSERVER_PPROF": "enabled"}, key: "pprof"},
+		{name: "bad env duration", yaml: validYAML, env: map[string]string{"AUTHSERVER_SEQUENCE_BATCH_WINDOW": "500"}, key: "sequence.batch_window", want: "AUTHSERVER_SEQUENCE_BATCH_WINDOW"},
+		{name: "env database url", yaml: validYAML, env: map[string]string{"AUTHSERVER_DATABASE_URL": "sqlite:///tmp/x.db"}, key: "database_url"},
+	}
+
+	var golden strings.Builder
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := newFixture(t)
+			for name, content := range tt.files {
+				mustWrite(t, f.dir, name, content)
+			}
+			var cfg *config.Config
+			var err error
+			if tt.yaml == "-" {
+				cfg, err = config.Load(filepath.Join(f.dir, "missing.yaml"), mapEnv(nil))
+			} else {
+				cfg, err = f.load(t, tt.yaml, tt.env)
+			}
+			if err == nil {
+				t.Fatalf("Load succeeded: %+v", cfg)
+			}
+			if cfg != nil {
+				t.Errorf("Load returned a config with its error")
+			}
+			var cerr *config.Error
+			if !errors.As(err, &cerr) {
+				t.Fatalf("error %T %q is not a *config.Error", err, err)
+			}
+			if cerr.Key != tt.key {
+				t.Errorf("Key = %q, want %q (error: %v)", cerr.Key, tt.key, err)
+			}
+			msg := err.Error()
+			if strings.Contains(msg, "\n") {
+				t.Errorf("error is not one line: %q", msg)
+			}
+			if !strings.HasPrefix(msg, "config: ") {
+				t.Errorf("error %q does not start with \"config: \"", msg)
+			}
+			if want := "config: " + cerr.Key + ": " + cerr.Problem; msg != want {
+				t.Errorf("Error() = %q, want %q", msg, want)
+			}
+			if !strings.Contains(cerr.Problem, tt.want) {
+				t.Errorf("Problem = %q, want it to contain %q", cerr.Problem, tt.want)
+			}
+			for _, s := range allSecrets {
+				if strings.Contains(msg, s) {
+					t.Errorf("error reveals the secret %q: %s", s, msg)
+				}
+			}
+			fmt.Fprintf(&golden, "%s\n\t%s\n", tt.name, strings.ReplaceAll(msg, f.dir, "$DIR"))
+		})
+	}
+	if !t.Failed() {
+		checkGolden(t, "testdata/load_errors.golden", golden.String())
+	}
+}
+
+// checkGolden compares got with the golden file, or rewrites it with -update.
+func checkGolden(t *testing.T, path, got string) {
+	t.Helper()
+	if *update {
+		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("%v (run go test -update to create it)", err)
+	}
+	if got != string(want) {
+		gl, wl := strings.Split(got, "\n"), strings.Split(string(want), "\n")
+		for i := range max(len(gl), len(wl)) {
+			var g, w string
+			if i < len(gl) {
+				g = gl[i]
+			}
+			if i < len(wl) {
+				w = wl[i]
+			}
+			if g != w {
+				t.Fatalf("%s differs at line %d:\n got: %s\nwant: %s\n(run go test -update if the change is intended)", path, i+1, g, w)
+			}
+		}
+	}
+}
+
+func TestLoadDesignExample(t *testing.T) {
+	f := newFixture(t)
+	cfg := f.mustLoad(t, designYAML, nil)
+
+	if cfg.Listen != ":8443" || cfg.AdminListen != "127.0.0.1:9090" {
+		t.Errorf("listeners = %q, %q", cfg.Listen, cfg.AdminListen)
+	}
+	if cfg.TLS.CertFile != f.cert || cfg.TLS.KeyFile != f.key || cfg.InsecureHTTP {
+		t.Errorf("TLS = %+v, InsecureHTTP = %v", cfg.TLS, cfg.InsecureHTTP)
+	}
+	if cfg.DatabaseURL != "postgres://authserver@db.internal:5432/authserver" || cfg.DataDir != "./data" {
+		t.Errorf("DatabaseURL = %q, DataDir = %q", cfg.DatabaseURL, cfg.DataDir)
+	}
+
+	if len(cfg.Applications) != 1 {
+		t.Fatalf("%d applications, want 1", len(cfg.Applications))
+	}
+	app := cfg.Applications[0]
+	if app.Key != appKey || app.SecretFile != f.secretFile {
+		t.Errorf("application = %q from %q", app.Key, app.SecretFile)
+	}
+	if app.TokenTTL != 10*time.Minute || app.MaxTokenTTL != time.Hour || app.InstanceTTL != 0 {
+		t.Errorf("TTLs = %v, %v, %v; want 10m, 1h, 0", app.TokenTTL, app.MaxTokenTTL, app.InstanceTTL)
+	}
+	if !app.Default || cfg.DefaultApplication() == nil || cfg.DefaultApplication().Key != appKey {
+		t.Errorf("the only application did not become the default")
+	}
+	if !app.SignaturesEnabled() {
+		t.Errorf("legacy signatures disabled")
+	}
+	if len(app.Secrets) != 1 || app.Secrets[0].Reveal() != secretA {
+		t.Errorf("Secrets = %d, want the one in the secret file", len(app.Secrets))
+	}
+	if got := cfg.Application(appKey); got == nil || got.Key != appKey {
+		t.Errorf("Application(%q) = %v", appKey, got)
+	}
+	if got := cfg.Application(appKey2); got != nil {
+		t.Errorf("Application(unknown) = %v, want nil", got)
+	}
+
+	if len(cfg.IdentityProviders) != 1 {
+		t.Fatalf("%d identity providers, want 1", len(cfg.IdentityProviders))
+	}
+	p := cfg.IdentityProviders[0]
+	if p.Issuer != "https://idp.example.com/" || p.Audience != "my-app" || p.UserIDClaim != "sub" || p.Leeway != 60*time.Second {
+		t.Errorf("provider = %+v; want user_id_claim sub, leeway 60s", p)
+	}
+	if !slices.Equal(p.Applications, []string{"*"}) || p.HS256Secret != nil {
+		t.Errorf("provider applications %q, HS256Secret set %v", p.Applications, p.HS256Secret != nil)
+	}
+
+	if len(cfg.APIKeys) != 1 || cfg.APIKeys[0].Name != "backend" || cfg.APIKeys[0].SHA256 != keyHash {
+		t.Errorf("APIKeys = %+v", cfg.APIKeys)
+	}
+
+	rl := cfg.RateLimits
+	if rl.User != (config.Rate{N: 10, Period: time.Minute}) {
+		t.Errorf("User rate = %+v, want 10/m", rl.User)
+	}
+	if rl.IP != (config.Rate{N: 300, Period: time.Minute}) {
+		t.Errorf("IP rate = %+v, want 300/m", rl.IP)
+	}
+	if rl.PerAPIKey != "6000/m" || rl.APIKey != (config.Rate{N: 6000, Period: time.Minute}) {
+		t.Errorf("API key rate = %q %+v, want the 6000/m default", rl.PerAPIKey, rl.APIKey)
+	}
+	if !slices.Equal(cfg.CORS.AllowedOrigins, []string{"https://app.example.com"}) {
+		t.Errorf("AllowedOrigins = %q", cfg.CORS.AllowedOrigins)
+	}
+	if cfg.Log != (config.Log{Format: "json", Level: "info"}) {
+		t.Errorf("Log = %+v, want the json/info default", cfg.Log)
+	}
+	if cfg.Dev || cfg.Pprof || len(cfg.Proxies) != 0 {
+		t.Errorf("Dev %v, Pprof %v, Proxies %v", cfg.Dev, cfg.Pprof, cfg.Proxies)
+	}
+}
+
+func TestLoadEnvOverridesFile(t *testing.T) {
+	f := newFixture(t)
+	yamlText := appYAML + apiKeyYAML + `listen: ":8443"
+insecure_http: false
+cors: {allowed_origins: ["https://file.example.com"]}
+trusted_proxies: ["192.168.0.1"]
+rate_limits: {per_user: "10/m"}
+log: {format: json, level: info}
+`
+	env := map[string]string{
+		"AUTHSERVER_LISTEN":               ":9443",
+		"AUTHSERVER_ADMIN_LISTEN":         "127.0.0.1:9191",
+		"AUTHSERVER_INSECURE_HTTP":        "true",
+		"AUTHSERVER_CORS_ALLOWED_ORIGINS": " https://a.example.com,https://b.example.com ,, ",
+		"AUTHSERVER_TRUSTED_PROXIES":      "10.0.0.0/8, 10.1.2.3/16,2001:db8::1",
+		"AUTHSERVER_RATE_LIMITS_PER_USER": "2/s",
+		"AUTHSERVER_LOG_FORMAT":           "text",
+		"AUTHSERVER_LOG_LEVEL":            "DEBUG",
+		"AUTHSERVER_DATA_DIR":             "$DIR/data",
+	}
+	cfg := f.mustLoad(t, yamlText, env)
+
+	if cfg.Listen != ":9443" || cfg.AdminListen != "127.0.0.1:9191" {
+		t.Errorf("listeners = %q, %q", cfg.Listen, cfg.AdminListen)
+	}
+	if !cfg.InsecureHTTP {
+		t.Errorf("AUTHSERVER_INSECURE_HTTP=true did not override insecure_http: false")
+	}
+	if want := []string{"https://a.example.com", "https://b.example.com"}; !slices.Equal(cfg.CORS.AllowedOrigins, want) {
+		t.Errorf("AllowedOrigins = %q, want %q", cfg.CORS.AllowedOrigins, want)
+	}
+	wantProxies := []netip.Prefix{
+		netip.MustParsePrefix("10.0.0.0/8"),
+		netip.MustParsePrefix("10.1.0.0/16"),
+		netip.MustParsePrefix("2001:db8::1/128"),
+	}
+	if !slices.Equal(cfg.Proxies, wantProxies) {
+		t.Errorf("Proxies = %v, want %v", cfg.Proxies, wantProxies)
+	}
+	if cfg.RateLimits.User != (config.Rate{N: 2, Period: time.Second}) {
+		t.Errorf("User rate = %+v, want 2/s", cfg.RateLimits.User)
+	}
+	if cfg.Log.Format != "text" || cfg.Log.Level != "DEBUG" {
+		t.Errorf("Log = %+v", cfg.Log)
+	}
+	if cfg.DataDir != filepath.Join(f.dir, "data") {
+		t.Errorf("DataDir = %q", cfg.DataDir)
+	}
+}
+
+func TestLoadSingleApplicationShortcut(t *testing.T) {
+	t.Run("secret", func(t *testing.T) {
+		f := newFixture(t)
+		cfg := f.mustLoad(t, tlsYAML+apiKeyYAML, map[string]string{
+			"AUTHSERVER_APP_KEY":    appKey2,
+			"AUTHSERVER_APP_SECRET": secretB,
+		})
+		app := cfg.DefaultApplication()
+		if len(cfg.Applications) != 1 || app == nil || app.Key != appKey2 {
+			t.Fatalf("Applications = %+v", cfg.Applications)
+		}
+		if app.SecretEnv != "AUTHSERVER_APP_SECRET" || app.SecretFile != "" || app.Secret != "" {
+			t.Errorf("secret source = file %q env %q", app.SecretFile, app.SecretEnv)
+		}
+		if len(app.Secrets) != 1 || app.Secrets[0].Reveal() != secretB {
+			t.Errorf("Secrets do not hold AUTHSERVER_APP_SECRET")
+		}
+		if app.TokenTTL != 10*time.Minute || app.MaxTokenTTL != time.Hour {
+			t.Errorf("TTLs = %v, %v", app.TokenTTL, app.MaxTokenTTL)
+		}
+	})
+	t.Run("secret file", func(t *testing.T) {
+		f := newFixture(t)
+		cfg := f.mustLoad(t, tlsYAML+apiKeyYAML, map[string]string{
+			"AUTHSERVER_APP_KEY":         appKey2,
+			"AUTHSERVER_APP_SECRET_FILE": "$SECRET_FILE",
+		})
+		app := cfg.DefaultApplication()
+		if len(cfg.Applications) != 1 || app == nil || app.Key != appKey2 || app.SecretFile != f.secretFile {
+			t.Fatalf("Applications = %+v", cfg.Applications)
+		}
+		if len(app.Secrets) != 1 || app.Secrets[0].Reveal() != secretA {
+			t.Errorf("Secrets do not hold the secret file's secret")
+		}
+	})
+	t.Run("replaces the file's applications", func(t *testing.T) {
+		f := newFixture(t)
+		yamlText := tlsYAML + apiKeyYAML + "applications:\n" +
+			"  - {key: " + appKey + ", secret_file: $SECRET_FILE}\n" +
+			"  - {key: other, secret_file: $SECRET_FILE}\n"
+		cfg := f.mustLoad(t, yamlText, map[string]string{
+			"AUTHSERVER_APP_KEY":    appKey2,
+			"AUTHSERVER_APP_SECRET": secretB,
+		})
+		if len(cfg.Applications) != 1 || cfg.Applications[0].Key != appKey2 || cfg.Application(appKey) != nil {
+			t.Errorf("Applications = %+v", cfg.Applications)
+		}
+	})
+	t.Run("without a file", func(t *testing.T) {
+		// Nobody could authenticate without api_keys or identity_providers,
+		// which only a file can give; the shortcut itself is accepted.
+		f := newFixture(t)
+		_, err := config.Load("", mapEnv(map[string]string{
+			"AUTHSERVER_APP_KEY":       appKey2,
+			"AUTHSERVER_APP_SECRET":    secretB,
+			"AUTHSERVER_TLS_CERT_FILE": f.cert,
+			"AUTHSERVER_TLS_KEY_FILE":  f.key,
+		}))
+		var cerr *config.Error
+		if !errors.As(err, &cerr) || cerr.Key != "api_keys" {
+			t.Errorf("Load = %v, want the api_keys error", err)
+		}
+	})
+}
+
+func TestLoadSecretRotation(t *testing.T) {
+	for _, tt := range []struct{ name, content string }{
+		{"two lines", secretB + "\n" + secretA + "\n"},
+		{"no final newline", secretB + "\n" + secretA},
+		{"CRLF comments and blank lines", "# current\r\n" + secretB + "\r\n\r\n  # previous, until 2026-12-01\r\n  " + secretA + "  \r\n"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			f := newFixture(t)
+			path := mustWrite(t, f.dir, "secrets/rotating", tt.content)
+			yamlText := tlsYAML + apiKeyYAML + "applications:\n  - {key: " + appKey + ", secret_file: " + path + "}\n"
+			app := f.mustLoad(t, yamlText, nil).Applications[0]
+			if len(app.Secrets) != 2 {
+				t.Fatalf("%d secrets, want 2", len(app.Secrets))
+			}
+			if app.Secrets[0].Reveal() != secretB || app.Secrets[1].Reveal() != secretA {
+				t.Errorf("secrets out of order: the first line must sign")
+			}
+		})
+	}
+	t.Run("secret_env", func(t *testing.T) {
+		f := newFixture(t)
+		yamlText := tlsYAML + apiKeyYAML + "applications:\n  - {key: " + appKey + ", secret_env: SINCH_SECRET}\n"
+		app := f.mustLoad(t, yamlText, map[string]string{"SINCH_SECRET": secretB + "\n" + secretA}).Applications[0]
+		if len(app.Secrets) != 2 || app.Secrets[0].Reveal() != secretB || app.Secrets[1].Reveal() != secretA {
+			t.Errorf("secret_env with two lines: %d secrets", len(app.Secrets))
+		}
+	})
+}
+
+func TestLoadDurations(t *testing.T) {
+	f := newFixture(t)
+	yamlText := tlsYAML + apiKeyYAML + `applications:
+  - key: ` + appKey + `
+    secret_file: $SECRET_FILE
+    token_ttl: 10m
+    max_token_ttl: 1h30m
+    instance_ttl: 72h
+    legacy_signatures: false
+  - {key: ` + appKey2 + `, secret_file: $SECRET_FILE, token_ttl: 90s, max_token_ttl: 2m, instance_ttl: 0}
+identity_providers:
+  - {issuer: https://idp.example.com/, audience: my-app, leeway: 2m30s, user_id_claim: email}
+  - {issuer: https://other.example.com/, audience: other, leeway: 0}
+sequence:
+  batch_window: 500us
+  max_batch: 256
+`
+	cfg := f.mustLoad(t, yamlText, nil)
+
+	a, b := cfg.Applications[0], cfg.Applications[1]
+	if a.TokenTTL != 10*time.Minute || a.MaxTokenTTL != 90*time.Minute || a.InstanceTTL != 72*time.Hour {
+		t.Errorf("app 0 TTLs = %v, %v, %v", a.TokenTTL, a.MaxTokenTTL, a.InstanceTTL)
+	}
+	if a.SignaturesEnabled() {
+		t.Errorf("legacy_signatures: false ignored")
+	}
+	if b.TokenTTL != 90*time.Second || b.MaxTokenTTL != 2*time.Minute || b.InstanceTTL != 0 || !b.SignaturesEnabled() {
+		t.Errorf("app 1 = %v, %v, %v, signatures %v", b.TokenTTL, b.MaxTokenTTL, b.InstanceTTL, b.SignaturesEnabled())
+	}
+	if a.Default || b.Default || cfg.DefaultApplication() != nil {
+		t.Errorf("with two applications and no default: true, none must become the default")
+	}
+	if p := cfg.IdentityProviders[0]; p.Leeway != 150*time.Second || p.UserIDClaim != "email" {
+		t.Errorf("provider 0 leeway %v, claim %q", p.Leeway, p.UserIDClaim)
+	}
+	// leeway: 0 means "not set": the 60s default.
+	if p := cfg.IdentityProviders[1]; p.Leeway != 60*time.Second {
+		t.Errorf("provider 1 leeway %v, want the 60s default", p.Leeway)
+	}
+	if cfg.Sequence.BatchWindow != 500*time.Microsecond || cfg.Sequence.MaxBatch != 256 {
+		t.Errorf("Sequence = %+v", cfg.Sequence)
+	}
+}
+
+func TestDecode(t *testing.T) {
+	for _, tt := range []struct {
+		name, yaml string
+		check      func(t *testing.T, c config.Config)
+	}{
+		{"empty file keeps the defaults", "", func(t *testing.T, c config.Config) {
+			if d := config.Defaults(); c.Listen != d.Listen || c.RateLimits != d.RateLimits || c.Log != d.Log {
+				t.Errorf("got %+v", c)
+			}
+		}},
+		{"comments only", "# nothing yet\n", func(t *testing.T, c config.Config) {
+			if c.Listen != ":8443" {
+				t.Errorf("Listen = %q", c.Listen)
+			}
+		}},
+		{"a partial mapping keeps the other defaults", "rate_limits: {per_user: 5/m}\nlog: {level: warn}\n", func(t *testing.T, c config.Config) {
+			if c.RateLimits.PerUser != "5/m" || c.RateLimits.PerIP != "300/m" || c.RateLimits.PerAPIKey != "6000/m" {
+				t.Errorf("RateLimits = %+v", c.RateLimits)
+			}
+			if c.Log != (config.Log{Format: "json", Level: "warn"}) {
+				t.Errorf("Log = %+v", c.Log)
+			}
+		}},
+		{"zero durations", "applications:\n  - key: a\n    instance_ttl: 0 # none\n    token_ttl: 0\nsequence: {batch_window: 0, max_batch: 0}\n" +
+			"identity_providers: [{issuer: x, leeway: 0x0}]\n", func(t *testing.T, c config.Config) {
+			if a := c.Applications[0]; a.InstanceTTL != 0 || a.TokenTTL != 0 {
+				t.Errorf("application = %+v", a)
+			}
+			if c.IdentityProviders[0].Leeway != 0 || c.Sequence.BatchWindow != 0 {
+				t.Errorf("leeway %v, batch window %v", c.IdentityProviders[0].Leeway, c.Sequence.BatchWindow)
+			}
+		}},
+		{"zero duration after non-ASCII text", "applications: [{key: a, secret_file: /run/sécrets/é, instance_ttl: 0}]\n", func(t *testing.T, c config.Config) {
+			if a := c.Applications[0]; a.InstanceTTL != 0 || a.SecretFile != "/run/sécrets/é" {
+				t.Errorf("application = %+v", a)
+			}
+		}},
+		{"strings that look like zero stay strings", "listen: 0\ndata_dir: 0\napplications: [{key: 0, instance_ttl: 0s}]\n", func(t *testing.T, c config.Config) {
+			if c.Listen != "0" || c.DataDir != "0" || c.Applications[0].Key != "0" {
+				t.Errorf("got %+v", c)
+			}
+		}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			c := config.Defaults()
+			if err := config.Decode(strings.NewReader(tt.yaml), &c); err != nil {
+				t.Fatalf("Decode: %v", err)
+			}
+			tt.check(t, c)
+		})
+	}
+
+	t.Run("other integers for a duration are refused with their line", func(t *testing.T) {
+		c := config.Defaults()
+		err := config.Decode(strings.NewReader("log: {level: info}\napplications:\n  - key: a\n    token_ttl: 600\n"), &c)
+		var cerr *config.Error
+		if !errors.As(err, &cerr) || cerr.Key != "file" || !strings.Contains(cerr.Problem, "line 4") {
+			t.Errorf("Decode = %v, want a file error at line 4", err)
+		}
+	})
+	t.Run("an anchored zero is left to yaml", func(t *testing.T) {
+		c := config.Defaults()
+		err := config.Decode(strings.NewReader("applications:\n  - key: a\n    instance_ttl: &z 0\n"), &c)
+		var cerr *config.Error
+		if !errors.As(err, &cerr) || cerr.Key != "file" {
+			t.Errorf("Decode = %v, want a file error", err)
+		}
+	})
+}
+
+func TestResolveTwice(t *testing.T) {
+	f := newFixture(t)
+	cfg := f.mustLoad(t, validYAML+"trusted_proxies: [10.0.0.0/8, 192.168.1.1]\n", nil)
+	if err := cfg.Resolve(mapEnv(nil)); err != nil {
+		t.Fatalf("second Resolve: %v", err)
+	}
+	if len(cfg.Proxies) != 2 || len(cfg.Applications[0].Secrets) != 1 {
+		t.Errorf("after a second Resolve: %d proxies, %d secrets", len(cfg.Proxies), len(cfg.Applications[0].Secrets))
+	}
+}
+
+func TestResolveDev(t *testing.T) {
+	// `authserver dev` builds its Config in code: no TLS required, inline
+	// secrets allowed.
+	cfg := config.Defaults()
+	cfg.Dev = true
+	cfg.Applications = []config.Application{{Key: appKey, Secret: secretA}}
+	cfg.APIKeys = []config.APIKey{{Name: "dev", SHA256: keyHash, Applications: []string{"*"}}}
+	if err := cfg.Resolve(mapEnv(nil)); err != nil {
+		t.Fatalf("Resolve: %v", err)
+	}
+	app := cfg.DefaultApplication()
+	if app == nil || len(app.Secrets) != 1 || app.Secrets[0].Reveal() != secretA {
+		t.Errorf("inline secret not resolved: %d secrets", len(cfg.Applications[0].Secrets))
+	}
+}
+
+func TestConfigFormattingRedactsSecrets(t *testing.T) {
+	f := newFixture(t)
+	path := mustWrite(t, f.dir, "secrets/rotating", secretA+"\n"+secretB+"\n")
+	hsFile := mustWrite(t, f.dir, "secrets/idp", hsLong+"\n")
+	yamlText := tlsYAML + apiKeyYAML + "applications:\n" +
+		"  - {key: " + appKey + ", secret_file: " + path + ", default: true}\n" +
+		"  - {key: " + appKey2 + ", secret_env: SECOND_SECRET}\n" +
+		"identity_providers:\n" +
+		"  - {issuer: backend-a, audience: my-app, hs256_secret_env: IDP_SECRET}\n" +
+		"  - {issuer: backend-b, audience: my-app, hs256_secret_file: " + hsFile + "}\n"
+	cfg := f.mustLoad(t, yamlText, map[string]string{"SECOND_SECRET": secretB, "IDP_SECRET": hsLong})
+	if n := len(cfg.Applications[0].Secrets) + len(cfg.Applications[1].Secrets); n != 3 {
+		t.Fatalf("%d secrets resolved, want 3", n)
+	}
+	if string(cfg.IdentityProviders[0].HS256Secret) != hsLong || string(cfg.IdentityProviders[1].HS256Secret) != hsLong {
+		t.Fatalf("HS256 secrets not resolved")
+	}
+
+	for _, verb := range []string{"%v", "%+v", "%#v"} {
+		for _, v := range []any{cfg, *cfg, cfg.Applications, cfg.Applications[0].Secrets} {
+			out := fmt.Sprintf(verb, v)
+			for _, s := range allSecrets {
+				if strings.Contains(out, s) {
+					t.Errorf("Sprintf(%q, %T) reveals %q", verb, v, s)
+				}
+			}
+			if !strings.Contains(out, "[redacted]") {
+				t.Errorf("Sprintf(%q, %T) has no [redacted]: %s", verb, v, out)
+			}
+		}
+	}
+	// signer.Secret is the reason: check the property itself too.
+	if got := fmt.Sprintf("%v %+v %#v %s", cfg.Applications[0].Secrets[0], cfg.Applications[0].Secrets[0], cfg.Applications[0].Secrets[0], cfg.Applications[0].Secrets[0]); strings.Contains(got, secretA) {
+		t.Errorf("signer.Secret formats as %q", got)
+	}
+	var _ signer.Secret = cfg.Applications[0].Secrets[0]
+}
+
+func TestEnvNames(t *testing.T) {
+	names := config.EnvNames()
+	if len(names) == 0 {
+		t.Fatal("no environment overrides")
+	}
+	seenName, seenKey := map[string]bool{}, map[string]bool{}
+	for _, nk := range names {
+		name, key := nk[0], nk[1]
+		if !strings.HasPrefix(name, "AUTHSERVER_") {
+			t.Errorf("%s does not start with AUTHSERVER_", name)
+		}
+		// The DESIGN rule: every key is settable by AUTHSERVER_<KEY>.
+		if want := "AUTHSERVER_" + strings.ToUpper(strings.NewReplacer(".", "_").Replace(key)); name != want {
+			t.Errorf("%s sets %s; want the name %s", name, key, want)
+		}
+		if seenName[name] || seenKey[key] {
+			t.Errorf("%s / %s listed twice", name, key)
+		}
+		seenName[name], seenKey[key] = true, true
+	}
+}

@@ -11,7 +11,6 @@ import (
 	"strconv"
 	"strings"
 	"sync/atomic"
-	"time"
 
 	"github.com/go-chi/chi/v5"
 	"github.com/go-chi/chi/v5/middleware"
@@ -196,13 +195,4 @@ func (st *State) originAllowed(origin string) bool {
 		}
 	}
 	return false
-}
-
-// durationSeconds renders a wait for Retry-After, at least one second.
-func durationSeconds(d time.Duration) string {
-	s := int64((d + time.Second - 1) / time.Second)
-	if s < 1 {
-		s = 1
-	}
-	return strconv.FormatInt(s, 10)
 }

@@ -14,7 +14,7 @@ func (s *Server) Public() http.Handler {
 	r := chi.NewRouter()
 	r.Use(s.withRequestID, s.clientIPMiddleware(), s.observe, s.recoverer, securityHeaders, s.cors)
 	r.NotFound(notFound(s))
-	r.MethodNotAllowed(methodNotAllowed(s))
+	r.MethodNotAllowed(methodNotAllowed(s, r))
 
 	r.Post("/v1/registration-tokens", s.credential(kindJWT, s.handleRegistrationToken))
 	r.Post("/v1/registration-signatures", s.credential(kindSignature, s.handleRegistrationSignature))
@@ -28,7 +28,7 @@ func (s *Server) Admin() http.Handler {
 	r := chi.NewRouter()
 	r.Use(s.withRequestID, s.recoverer)
 	r.NotFound(notFound(s))
-	r.MethodNotAllowed(methodNotAllowed(s))
+	r.MethodNotAllowed(methodNotAllowed(s, r))
 
 	r.Method(http.MethodGet, "/metrics", promhttp.HandlerFor(s.m.Registry, promhttp.HandlerOpts{Registry: s.m.Registry}))
 	r.Get("/healthz", s.handleHealthz)

@@ -6,9 +6,11 @@ import (
 	"context"
 	"log/slog"
 	"net/http"
+	"strings"
 	"sync/atomic"
 	"time"
 
+	"github.com/go-chi/chi/v5"
 	"github.com/go-chi/httprate"
 
 	"github.com/authserver-dev/authserver/internal/auth"
@@ -125,8 +127,18 @@ func notFound(s *Server) http.HandlerFunc {
 	}
 }
 
-func methodNotAllowed(s *Server) http.HandlerFunc {
+// methodNotAllowed answers 405 with the Allow header RFC 9110 requires;
+// chi sets it only in its own default handler, so it is rebuilt from routes.
+func methodNotAllowed(s *Server, routes chi.Routes) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
+		var allow []string
+		for _, m := range []string{http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut,
+			http.MethodPatch, http.MethodDelete, http.MethodOptions} {
+			if routes.Match(chi.NewRouteContext(), m, r.URL.Path) {
+				allow = append(allow, m)
+			}
+		}
+		w.Header().Set("Allow", strings.Join(allow, ", "))
 		s.writeError(w, r, newError(http.StatusMethodNotAllowed, "method-not-allowed", "Method not allowed",
 			"this endpoint does not accept "+r.Method))
 	}

@@ -1,0 +1,70 @@
+package httpapi_test
+
+import (
+	"net/http"
+	"net/http/httptest"
+	"strconv"
+	"strings"
+	"testing"
+)
+
+// benchTokens runs POST /v1/registration-tokens through the public handler
+// in-process (middleware, authentication, signing, logging to a discarded
+// JSON handler), rate limits off. setup prepares request i's headers and
+// body. The first response goes through checkResponse, outside the timing.
+func benchTokens(b *testing.B, e *env, setup func(i int, h http.Header) string) {
+	b.Helper()
+	newReq := func(i int) *http.Request {
+		h := http.Header{}
+		body := setup(i, h)
+		hr := httptest.NewRequest(http.MethodPost, "/v1/registration-tokens", strings.NewReader(body))
+		for k, v := range h {
+			hr.Header[k] = v
+		}
+		if body != "" {
+			hr.Header.Set("Content-Type", "application/json")
+		}
+		return hr
+	}
+	r := serveInProcess(b, e, newReq(0))
+	mustStatus(b, r, http.StatusOK)
+
+	b.ReportAllocs()
+	i := 0
+	for b.Loop() {
+		rec := httptest.NewRecorder()
+		e.public.ServeHTTP(rec, newReq(i))
+		if rec.Code != http.StatusOK {
+			b.Fatalf("status %d: %s", rec.Code, rec.Body)
+		}
+		i++
+	}
+}
+
+func BenchmarkTokenViaAPIKey(b *testing.B) {
+	e := newEnv(b, envOpts{discardLogs: true})
+	users := make([]string, 64)
+	for i := range users {
+		users[i] = `{"userId":"user-` + strconv.Itoa(i) + `"}`
+	}
+	benchTokens(b, e, func(i int, h http.Header) string {
+		h.Set("X-API-Key", apiKeyAll)
+		return users[i%len(users)]
+	})
+}
+
+func BenchmarkTokenViaRS256(b *testing.B) { benchBearer(b, "RS256") }
+
+func BenchmarkTokenViaES256(b *testing.B) { benchBearer(b, "ES256") }
+
+func benchBearer(b *testing.B, alg string) {
+	e := newEnv(b, envOpts{discardLogs: true})
+	authz := make([]string, 64)
+	for i := range authz {
+		authz[i] = "Bearer " + e.userToken(alg, "user-"+strconv.Itoa(i))
+	}
+	benchTokens(b, e, func(i int, h http.Header) string {
+		h.Set("Authorization", authz[i%len(authz)])
+		return ""
+	})
+}

@@ -1,0 +1,179 @@
+package httpapi_test
+
+import (
+	"net/http"
+	"strings"
+	"testing"
+
+	"github.com/prometheus/client_golang/prometheus/testutil"
+)
+
+func TestCORS(t *testing.T) {
+	const allowed, other = "https://app.example.com", "https://evil.example.com"
+	e := newEnv(t, envOpts{corsOrigins: []string{allowed}})
+	preflight := func(origin string) req {
+		return req{method: http.MethodOptions, header: http.Header{
+			"Origin":                         {origin},
+			"Access-Control-Request-Method":  {"POST"},
+			"Access-Control-Request-Headers": {"authorization,content-type"},
+		}}
+	}
+	t.Run("preflight from an allowed origin", func(t *testing.T) {
+		r := e.do(t, preflight(allowed))
+		mustStatus(t, r, http.StatusNoContent)
+		if got := r.header.Get("Access-Control-Allow-Origin"); got != allowed {
+			t.Errorf("Access-Control-Allow-Origin %q, want %q", got, allowed)
+		}
+		if got := r.header.Get("Access-Control-Allow-Methods"); !strings.Contains(got, "POST") {
+			t.Errorf("Access-Control-Allow-Methods %q", got)
+		}
+		h := strings.ToLower(r.header.Get("Access-Control-Allow-Headers"))
+		if !strings.Contains(h, "authorization") || !strings.Contains(h, "content-type") {
+			t.Errorf("Access-Control-Allow-Headers %q", h)
+		}
+		if strings.Contains(h, "x-api-key") {
+			t.Errorf("browsers may send X-API-Key: %q", h)
+		}
+		if !strings.Contains(strings.Join(r.header.Values("Vary"), ","), "Origin") {
+			t.Errorf("Vary %q", r.header.Values("Vary"))
+		}
+		if r.header.Get("Access-Control-Allow-Credentials") != "" {
+			t.Errorf("credentials allowed")
+		}
+	})
+	t.Run("preflight from another origin", func(t *testing.T) {
+		r := e.do(t, preflight(other))
+		if got := r.header.Get("Access-Control-Allow-Origin"); got != "" {
+			t.Errorf("Access-Control-Allow-Origin %q for a foreign origin", got)
+		}
+		if got := r.header.Get("Access-Control-Allow-Methods"); got != "" {
+			t.Errorf("Access-Control-Allow-Methods %q for a foreign origin", got)
+		}
+	})
+	t.Run("request from an allowed origin", func(t *testing.T) {
+		r := e.do(t, req{bearer: e.userToken("ES256", "alice"), header: http.Header{"Origin": {allowed}}})
+		mustToken(t, e, r, appA, secretA, "alice")
+		if got := r.header.Get("Access-Control-Allow-Origin"); got != allowed {
+			t.Errorf("Access-Control-Allow-Origin %q", got)
+		}
+		if got := r.header.Get("Access-Control-Expose-Headers"); !strings.Contains(got, "X-Request-Id") {
+			t.Errorf("Access-Control-Expose-Headers %q", got)
+		}
+	})
+	t.Run("request from another origin", func(t *testing.T) {
+		r := e.do(t, req{bearer: e.userToken("ES256", "alice"), header: http.Header{"Origin": {other}}})
+		mustStatus(t, r, http.StatusOK)
+		if got := r.header.Get("Access-Control-Allow-Origin"); got != "" {
+			t.Errorf("Access-Control-Allow-Origin %q", got)
+		}
+	})
+	t.Run("request without Origin", func(t *testing.T) {
+		for _, rq := range []req{
+			{bearer: e.userToken("ES256", "alice")},
+			{},
+			{method: http.MethodGet, path: "/openapi.yaml"},
+		} {
+			r := e.do(t, rq)
+			for k := range r.header {
+				if strings.HasPrefix(k, "Access-Control-") {
+					t.Errorf("%s %s: CORS header %s: %q", rq.method, rq.path, k, r.header.Get(k))
+				}
+			}
+		}
+	})
+}
+
+func TestTrustedProxies(t *testing.T) {
+	xff := func(v string) http.Header { return http.Header{"X-Forwarded-For": {v}} }
+	clientIPs := func(t *testing.T, e *env, r res) (access, audit any) {
+		t.Helper()
+		id := r.header.Get("X-Request-Id")
+		return e.logLine(t, id, "request")["client_ip"], e.logLine(t, id, "credential")["client_ip"]
+	}
+	t.Run("behind a trusted proxy", func(t *testing.T) {
+		e := newEnv(t, envOpts{trustedProxies: []string{"127.0.0.1/32"}, perIP: "2/h"})
+		tok := e.userToken("RS256", "alice")
+		r := e.do(t, req{bearer: tok, header: xff("203.0.113.9")})
+		mustStatus(t, r, http.StatusOK)
+		if access, audit := clientIPs(t, e, r); access != "203.0.113.9" || audit != "203.0.113.9" {
+			t.Errorf("client_ip %v (access log), %v (audit), want 203.0.113.9", access, audit)
+		}
+		// A spoofed entry to the left of what the proxy appended is ignored.
+		r = e.do(t, req{bearer: tok, header: xff("198.51.100.7, 203.0.113.9")})
+		mustStatus(t, r, http.StatusOK)
+		if access, _ := clientIPs(t, e, r); access != "203.0.113.9" {
+			t.Errorf("client_ip %v, want 203.0.113.9", access)
+		}
+		// The per-IP limit is keyed on the forwarded address.
+		before := testutil.ToFloat64(e.m.RateLimited.WithLabelValues("ip"))
+		r = e.do(t, req{bearer: tok, header: xff("203.0.113.9")})
+		p := mustProblem(t, r, http.StatusTooManyRequests, "rate-limited")
+		if !strings.Contains(p.Detail, "ip") || r.header.Get("Retry-After") == "" {
+			t.Errorf("detail %q, Retry-After %q", p.Detail, r.header.Get("Retry-After"))
+		}
+		if d := testutil.ToFloat64(e.m.RateLimited.WithLabelValues("ip")) - before; d != 1 {
+			t.Errorf("rate_limited{scope=ip} moved by %v", d)
+		}
+		mustStatus(t, e.do(t, req{bearer: tok, header: xff("203.0.113.10")}), http.StatusOK)
+		// API-key callers are limited per key, not per IP.
+		mustStatus(t, e.do(t, req{apiKey: apiKeyAll, body: `{"userId":"alice"}`, header: xff("203.0.113.9")}), http.StatusOK)
+	})
+	t.Run("without trusted proxies", func(t *testing.T) {
+		e := newEnv(t, envOpts{perIP: "2/h"})
+		tok := e.userToken("RS256", "alice")
+		r := e.do(t, req{bearer: tok, header: xff("203.0.113.9")})
+		mustStatus(t, r, http.StatusOK)
+		if access, audit := clientIPs(t, e, r); access != "127.0.0.1" || audit != "127.0.0.1" {
+			t.Errorf("client_ip %v (access log), %v (audit), want 127.0.0.1", access, audit)
+		}
+		// Every X-Forwarded-For value shares the peer's budget.
+		mustStatus(t, e.do(t, req{bearer: tok, header: xff("203.0.113.10")}), http.StatusOK)
+		mustProblem(t, e.do(t, req{bearer: tok, header: xff("203.0.113.11")}), http.StatusTooManyRequests, "rate-limited")
+	})
+	t.Run("a proxy that is not trusted", func(t *testing.T) {
+		e := newEnv(t, envOpts{trustedProxies: []string{"10.0.0.0/8"}})
+		r := e.do(t, req{bearer: e.userToken("RS256", "alice"), header: xff("203.0.113.9")})
+		mustStatus(t, r, http.StatusOK)
+		if access, _ := clientIPs(t, e, r); access != "127.0.0.1" {
+			t.Errorf("client_ip %v, want the peer 127.0.0.1", access)
+		}
+	})
+}
+
+func TestAuditLog(t *testing.T) {
+	e := newEnv(t, envOpts{})
+	t.Run("issued", func(t *testing.T) {
+		r := e.token(t, `{"userId":"alice"}`)
+		mustStatus(t, r, http.StatusOK)
+		l := e.logLine(t, r.header.Get("X-Request-Id"), "credential")
+		for k, want := range map[string]any{
+			"outcome": "issued", "kind": "jwt", "principal_kind": "api_key", "principal": "backend",
+			"application": appA, "user_id": "alice", "kid": "hkdfv1-20261122",
+		} {
+			if l[k] != want {
+				t.Errorf("%s: %v, want %v", k, l[k], want)
+			}
+		}
+	})
+	t.Run("refused", func(t *testing.T) {
+		r := e.do(t, req{bearer: e.userToken("RS256", "alice"), body: `{"userId":"bob"}`})
+		mustStatus(t, r, http.StatusForbidden)
+		l := e.logLine(t, r.header.Get("X-Request-Id"), "credential")
+		for k, want := range map[string]any{
+			"outcome": "refused", "kind": "jwt", "principal_kind": "user", "principal": e.idp.Issuer(),
+			"application": appA, "reason": "forbidden", "status": float64(403),
+		} {
+			if l[k] != want {
+				t.Errorf("%s: %v, want %v", k, l[k], want)
+			}
+		}
+	})
+	t.Run("signature", func(t *testing.T) {
+		r := e.do(t, req{path: "/v1/registration-signatures", apiKey: apiKeyAll, body: `{"userId":"alice"}`})
+		mustStatus(t, r, http.StatusOK)
+		l := e.logLine(t, r.header.Get("X-Request-Id"), "credential")
+		if l["kind"] != "signature" || l["sequence"] != float64(1) {
+			t.Errorf("audit line %v", l)
+		}
+	})
+}

@@ -1,0 +1,183 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// syncBuffer is a bytes.Buffer safe for the server goroutine and the test.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// readmeBlocks returns the README's ```sh blocks, continuation lines joined.
+func readmeBlocks(t *testing.T) [][]string {
+	t.Helper()
+	data, err := os.ReadFile(filepath.Join("..", "..", "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var blocks [][]string
+	for _, m := range regexp.MustCompile("(?s)```sh\n(.*?)```").FindAllStringSubmatch(string(data), -1) {
+		var cmds []string
+		for _, line := range strings.Split(strings.ReplaceAll(m[1], "\\\n", " "), "\n") {
+			if line = strings.TrimSpace(line); line != "" {
+				cmds = append(cmds, line)
+			}
+		}
+		blocks = append(blocks, cmds)
+	}
+	return blocks
+}
+
+// goRunArgs turns "go run ./cmd/authserver verb args... # comment" into args.
+func goRunArgs(line string) []string {
+	line, _, _ = strings.Cut(line, "#")
+	return strings.Fields(strings.TrimPrefix(line, "go run ./cmd/authserver"))
+}
+
+// TestREADMEQuickStart runs the README's quick start verbatim: its first
+// commands are dev and the test command, and every curl line of the next
+// block, the verify line and the pinned token line work against a real
+// `authserver dev` on its default ports, from a fresh directory.
+func TestREADMEQuickStart(t *testing.T) {
+	blocks := readmeBlocks(t)
+	if len(blocks) < 4 {
+		t.Fatalf("README has %d sh blocks, want the quick start, curl, verify and token ones", len(blocks))
+	}
+	if got := blocks[0]; len(got) < 2 || !strings.HasPrefix(got[0], "go run ./cmd/authserver dev") || !strings.HasPrefix(got[1], "go test ./...") {
+		t.Fatalf("README's first commands are %q, want `go run ./cmd/authserver dev` then `go test ./...`", got)
+	}
+	curlPath, err := exec.LookPath("curl")
+	if err != nil {
+		t.Fatal("the README's examples use curl: install it (apt-get install curl)")
+	}
+	for _, addr := range []string{"127.0.0.1:8443", "127.0.0.1:9090"} {
+		ln, err := net.Listen("tcp", addr)
+		if err != nil {
+			t.Fatalf("the README's dev ports must be free for this test: %v", err)
+		}
+		ln.Close()
+	}
+
+	t.Chdir(t.TempDir())
+	ctx, cancel := context.WithCancel(context.Background())
+	var stdout, stderr syncBuffer
+	done := make(chan error, 1)
+	go func() { done <- run(ctx, goRunArgs(blocks[0][0]), func(string) string { return "" }, &stdout, &stderr) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("dev: %v", err)
+		}
+	})
+	deadline := time.Now().Add(10 * time.Second)
+	for !strings.Contains(stdout.String(), "authserver dev is running") {
+		select {
+		case err := <-done:
+			t.Fatalf("dev stopped: %v\n%s", err, stderr.String())
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("dev did not start:\n%s", stderr.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+
+	var token string
+	sequences := 0
+	for _, cmd := range blocks[1] {
+		if !strings.HasPrefix(cmd, "curl ") {
+			t.Fatalf("quick start block holds %q; this test runs curl lines only", cmd)
+		}
+		c := exec.Command("bash", "-o", "pipefail", "-c", strings.Replace(cmd, "curl", curlPath+" -sS --fail-with-body", 1))
+		out, err := c.CombinedOutput()
+		if err != nil {
+			t.Fatalf("%s: %v\n%s", cmd, err, out)
+		}
+		switch {
+		case strings.Contains(cmd, "/v1/registration-tokens"):
+			var r struct{ Token, UserID string }
+			if err := json.Unmarshal(out, &r); err != nil || r.Token == "" || r.UserID != "alice" {
+				t.Fatalf("%s: %s (%v)", cmd, out, err)
+			}
+			token = r.Token
+		case strings.Contains(cmd, "/v1/registration-signatures"):
+			var r struct {
+				Sequence  uint64
+				Signature string
+			}
+			if err := json.Unmarshal(out, &r); err != nil || r.Sequence != 1 || r.Signature == "" {
+				t.Fatalf("%s: %s (%v), want sequence 1 from a fresh data dir", cmd, out, err)
+			}
+			sequences++
+		case strings.Contains(cmd, "/metrics"):
+			if !strings.Contains(string(out), `kind="jwt"`) || !strings.Contains(string(out), `kind="signature"`) {
+				t.Fatalf("%s: %s", cmd, out)
+			}
+		case len(out) == 0:
+			t.Fatalf("%s: empty answer", cmd)
+		}
+	}
+	if token == "" || sequences != 1 {
+		t.Fatal("the quick start lost its token or signature example")
+	}
+
+	verify := goRunArgs(blocks[2][0])
+	if verify[len(verify)-1] != "<token>" {
+		t.Fatalf("verify line %q no longer ends in <token>", blocks[2][0])
+	}
+	verify[len(verify)-1] = token
+	var vout, verr bytes.Buffer
+	if err := run(context.Background(), verify, os.Getenv, &vout, &verr); err != nil {
+		t.Fatalf("%s: %v\n%s", blocks[2][0], err, verr.String())
+	}
+	if !strings.Contains(vout.String(), `"sub"`) {
+		t.Fatalf("verify printed %q", vout.String())
+	}
+
+	// The pinned token of the Commands section: the same line twice gives
+	// the same token (one line) each time.
+	var pinned string
+	for _, b := range blocks {
+		if len(b) == 1 && strings.HasPrefix(b[0], "go run ./cmd/authserver token ") {
+			var out1, out2, e bytes.Buffer
+			if err := run(context.Background(), goRunArgs(b[0]), os.Getenv, &out1, &e); err != nil {
+				t.Fatalf("%s: %v\n%s", b[0], err, e.String())
+			}
+			if err := run(context.Background(), goRunArgs(b[0]), os.Getenv, &out2, &e); err != nil {
+				t.Fatal(err)
+			}
+			if out1.String() != out2.String() || strings.Count(out1.String(), "\n") != 1 {
+				t.Fatalf("pinned token line printed %q then %q", out1.String(), out2.String())
+			}
+			pinned = strings.TrimSpace(out1.String())
+		}
+	}
+	if pinned == "" {
+		t.Fatal("README lost its pinned `token` example")
+	}
+}

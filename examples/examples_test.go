@@ -1,0 +1,267 @@
+package examples
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// minNode is the oldest Node.js with a global fetch.
+const minNode = 18
+
+// installNode says how to get Node.js when it is missing or too old.
+const installNode = "the web example's test needs Node.js 18+ (for its global fetch); " +
+	"install it, e.g. `apt-get install -y nodejs` on Debian/Ubuntu"
+
+// TestWebExample runs web/test.mjs, which drives web/authserver-credentials.js,
+// against the real authserver binary twice:
+//
+//   - `authserver dev`, authenticating with its API key (X-API-Key), the
+//     way a trusted backend calls;
+//   - `authserver serve` with an HS256 identity provider, authenticating
+//     with `Authorization: Bearer <identity token>`, the example's default
+//     and the way an end user's app calls.
+//
+// Node.js is required: without it this test fails, it does not skip.
+func TestWebExample(t *testing.T) {
+	node := requireNode(t)
+	bin := buildAuthserver(t)
+	dir := t.TempDir()
+
+	devDir := filepath.Join(dir, "dev")
+	devURL := start(t, bin, []string{"dev", "--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0", "--data-dir", devDir}, devBanner)
+	// dev wrote these before it listened: its self-signed certificate (also
+	// the CA node must trust) and the demo application's secret.
+	certFile, keyFile := filepath.Join(devDir, "dev-cert.pem"), filepath.Join(devDir, "dev-key.pem")
+	secretFile := filepath.Join(devDir, "dev-app-secret")
+	common := map[string]string{
+		"NODE_EXTRA_CA_CERTS":     certFile,
+		"EXAMPLE_APP_KEY":         "demo-app",
+		"EXAMPLE_APP_SECRET_FILE": secretFile,
+	}
+
+	t.Run("api-key/dev", func(t *testing.T) {
+		runNode(t, node, common, map[string]string{
+			"EXAMPLE_BASE_URL": devURL,
+			"EXAMPLE_AUTH":     "api-key",
+			"EXAMPLE_API_KEY":  "dev-api-key",
+		})
+	})
+
+	t.Run("bearer/serve", func(t *testing.T) {
+		const issuer, audience = "https://login.example.test/", "example-app"
+		idpSecret := filepath.Join(dir, "idp-secret")
+		mustWrite(t, idpSecret, randomHex(t, 32)+"\n")
+		config := filepath.Join(dir, "serve.yaml")
+		mustWrite(t, config, fmt.Sprintf(`listen: 127.0.0.1:0
+admin_listen: 127.0.0.1:0
+tls: {cert_file: %q, key_file: %q}
+data_dir: %q
+log: {format: json}
+applications:
+  - {key: demo-app, secret_file: %q, default: true}
+identity_providers:
+  - {issuer: %q, audience: %q, hs256_secret_file: %q}
+rate_limits: {per_user: 600/m}
+`, certFile, keyFile, filepath.Join(dir, "serve"), secretFile, issuer, audience, idpSecret))
+		url := start(t, bin, []string{"serve", "--config", config}, startedLog)
+		runNode(t, node, common, map[string]string{
+			"EXAMPLE_BASE_URL":       url,
+			"EXAMPLE_AUTH":           "bearer",
+			"EXAMPLE_ID_ISSUER":      issuer,
+			"EXAMPLE_ID_AUDIENCE":    audience,
+			"EXAMPLE_ID_SECRET_FILE": idpSecret,
+		})
+	})
+}
+
+// requireNode finds node (v18+) or fails the test saying how to install it.
+func requireNode(t *testing.T) string {
+	t.Helper()
+	node, err := exec.LookPath("node")
+	if err != nil {
+		t.Fatalf("node not found on PATH: %s", installNode)
+	}
+	out, err := exec.Command(node, "--version").Output()
+	if err != nil {
+		t.Fatalf("%s --version: %v; %s", node, err, installNode)
+	}
+	v := strings.TrimSpace(string(out))
+	major, err := strconv.Atoi(strings.SplitN(strings.TrimPrefix(v, "v"), ".", 2)[0])
+	if err != nil || major < minNode {
+		t.Fatalf("node %s is too old: %s", v, installNode)
+	}
+	return node
+}
+
+// buildAuthserver builds the real binary from ../cmd/authserver.
+func buildAuthserver(t *testing.T) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "authserver")
+	cmd := exec.Command("go", "build", "-o", bin, "./cmd/authserver")
+	cmd.Dir = ".."
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("go build ./cmd/authserver: %v\n%s", err, out)
+	}
+	return bin
+}
+
+var devURLRE = regexp.MustCompile(`public API\s+(https://\S+)`)
+
+// devBanner reads the public URL from the banner `authserver dev` prints.
+func devBanner(line string) (string, bool) {
+	m := devURLRE.FindStringSubmatch(line)
+	if m == nil {
+		return "", false
+	}
+	return m[1], true
+}
+
+// startedLog reads the public URL from serve's JSON "authserver started" log line.
+func startedLog(line string) (string, bool) {
+	var l struct{ Msg, Listen string }
+	if json.Unmarshal([]byte(line), &l) != nil || l.Msg != "authserver started" || l.Listen == "" {
+		return "", false
+	}
+	return "https://" + l.Listen, true
+}
+
+// start runs bin with args until the test ends, and returns the base URL
+// that addr finds in its output (stdout or stderr). The child gets no
+// AUTHSERVER_* variables from the test's environment, so only args
+// configure it. Its output is logged when the test fails.
+func start(t *testing.T, bin string, args []string, addr func(line string) (string, bool)) string {
+	t.Helper()
+	cmd := exec.Command(bin, args...)
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "AUTHSERVER_") {
+			cmd.Env = append(cmd.Env, kv)
+		}
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+
+	var (
+		mu     sync.Mutex
+		output bytes.Buffer
+		found  = make(chan string, 1)
+		once   sync.Once
+		reads  sync.WaitGroup
+	)
+	scan := func(r io.Reader) {
+		defer reads.Done()
+		sc := bufio.NewScanner(r)
+		for sc.Scan() {
+			line := sc.Text()
+			mu.Lock()
+			output.WriteString(line + "\n")
+			mu.Unlock()
+			if u, ok := addr(line); ok {
+				once.Do(func() { found <- u })
+			}
+		}
+		_, _ = io.Copy(io.Discard, r) // a line too long for the scanner: keep the pipe drained
+	}
+	reads.Add(2)
+	go scan(stdout)
+	go scan(stderr)
+	exited := make(chan struct{})
+	var waitErr error
+	go func() {
+		reads.Wait() // Wait closes the pipes: read them to the end first
+		waitErr = cmd.Wait()
+		close(exited)
+	}()
+	logs := func() string {
+		mu.Lock()
+		defer mu.Unlock()
+		return output.String()
+	}
+
+	t.Cleanup(func() {
+		_ = cmd.Process.Signal(os.Interrupt)
+		select {
+		case <-exited:
+		case <-time.After(15 * time.Second):
+			_ = cmd.Process.Kill()
+			<-exited
+			t.Errorf("authserver %s did not stop within 15 s of SIGINT", args[0])
+		}
+		if t.Failed() {
+			t.Logf("authserver %s output:\n%s", strings.Join(args, " "), logs())
+		}
+	})
+
+	select {
+	case u := <-found:
+		return u
+	case <-exited:
+		t.Fatalf("authserver %s exited before serving (%v):\n%s", args[0], waitErr, logs())
+	case <-time.After(60 * time.Second):
+		t.Fatalf("authserver %s printed no address within 60 s:\n%s", args[0], logs())
+	}
+	return ""
+}
+
+// runNode runs web/test.mjs with the given variables and fails the test
+// unless it exits 0.
+func runNode(t *testing.T, node string, vars ...map[string]string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, node, filepath.Join("web", "test.mjs"))
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "EXAMPLE_") && !strings.HasPrefix(kv, "NODE_") {
+			cmd.Env = append(cmd.Env, kv)
+		}
+	}
+	for _, m := range vars {
+		for k, v := range m {
+			cmd.Env = append(cmd.Env, k+"="+v)
+		}
+	}
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("node web/test.mjs: %v\n%s", err, out)
+	}
+	t.Logf("node web/test.mjs:\n%s", out)
+}
+
+func mustWrite(t *testing.T, path, data string) {
+	t.Helper()
+	if err := os.WriteFile(path, []byte(data), 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func randomHex(t *testing.T, n int) string {
+	t.Helper()
+	b := make([]byte, n)
+	if _, err := rand.Read(b); err != nil {
+		t.Fatal(err)
+	}
+	return hex.EncodeToString(b)
+}

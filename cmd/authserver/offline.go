@@ -4,6 +4,7 @@ import (
 	"crypto/rand"
 	"encoding/json"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -74,8 +75,8 @@ func runToken(args []string, getenv func(string) string, stdout, stderr io.Write
 	if err := parse(fs, args); err != nil {
 		return err
 	}
-	if fs.NArg() > 0 {
-		return usageError{fmt.Errorf("unexpected argument %q", fs.Arg(0))}
+	if err := noArgs(fs, stderr); err != nil {
+		return err
 	}
 	secrets, err := sf.resolve(getenv)
 	if err != nil {
@@ -108,8 +109,8 @@ func runSignature(args []string, getenv func(string) string, stdout, stderr io.W
 	if err := parse(fs, args); err != nil {
 		return err
 	}
-	if fs.NArg() > 0 {
-		return usageError{fmt.Errorf("unexpected argument %q", fs.Arg(0))}
+	if err := noArgs(fs, stderr); err != nil {
+		return err
 	}
 	secrets, err := sf.resolve(getenv)
 	if err != nil {
@@ -146,6 +147,17 @@ func runVerify(args []string, getenv func(string) string, stdout, stderr io.Writ
 	enc := json.NewEncoder(stdout)
 	enc.SetIndent("", "  ")
 	return enc.Encode(map[string]any{"header": v.Header, "claims": v.Claims})
+}
+
+// noArgs refuses positional arguments, which token and signature do not
+// take. main prints nothing for a usage error, so the reason is printed here.
+func noArgs(fs *flag.FlagSet, stderr io.Writer) error {
+	if fs.NArg() == 0 {
+		return nil
+	}
+	err := fmt.Errorf("unexpected argument %q (every input is a flag, and flags go before arguments)", fs.Arg(0))
+	fmt.Fprintf(stderr, "%s: %v\n", fs.Name(), err)
+	return usageError{err}
 }
 
 // cliInputError renders a signer.InputError with the flag's name.

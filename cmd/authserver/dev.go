@@ -48,19 +48,28 @@ func runDev(ctx context.Context, args []string, getenv func(string) string, stdo
 	}
 	sum := sha256.Sum256([]byte(devAPIKey))
 
-	cfg := config.Defaults()
-	cfg.Dev = true
-	cfg.Listen, cfg.AdminListen, cfg.DataDir = *listen, *adminListen, *dataDir
-	cfg.TLS = config.TLS{CertFile: certFile, KeyFile: keyFile}
-	cfg.Log.Format = *logFormat
-	cfg.Applications = []config.Application{{Key: devAppKey, SecretFile: secretFile, Default: true}}
-	cfg.APIKeys = []config.APIKey{{Name: "dev", SHA256: hex.EncodeToString(sum[:]), Applications: []string{"*"}}}
-	cfg.RateLimits.PerUser = "60/m"
-	// AUTHSERVER_APP_KEY/_SECRET let a developer try their real Sinch app.
-	if err := config.ApplyEnv(&cfg, getenv); err != nil {
-		return err
+	// load builds the dev config; SIGHUP (or editing the secret file)
+	// runs it again, so the demo secret can be rotated without a restart.
+	load := func() (*config.Config, error) {
+		cfg := config.Defaults()
+		cfg.Dev = true
+		cfg.Listen, cfg.AdminListen, cfg.DataDir = *listen, *adminListen, *dataDir
+		cfg.TLS = config.TLS{CertFile: certFile, KeyFile: keyFile}
+		cfg.Log.Format = *logFormat
+		cfg.Applications = []config.Application{{Key: devAppKey, SecretFile: secretFile, Default: true}}
+		cfg.APIKeys = []config.APIKey{{Name: "dev", SHA256: hex.EncodeToString(sum[:]), Applications: []string{"*"}}}
+		cfg.RateLimits.PerUser = "60/m"
+		// AUTHSERVER_APP_KEY/_SECRET let a developer try their real Sinch app.
+		if err := config.ApplyEnv(&cfg, getenv); err != nil {
+			return nil, err
+		}
+		if err := cfg.Resolve(getenv); err != nil {
+			return nil, err
+		}
+		return &cfg, nil
 	}
-	if err := cfg.Resolve(getenv); err != nil {
+	cfg, err := load()
+	if err != nil {
 		return err
 	}
 	app := cfg.DefaultApplication()
@@ -68,7 +77,7 @@ func runDev(ctx context.Context, args []string, getenv func(string) string, stdo
 	if app.SecretFile == "" {
 		secretHint = "(secret from AUTHSERVER_APP_SECRET)"
 	}
-	return serve(ctx, &cfg, stderr, func(pub, admin net.Addr) {
+	return serve(ctx, cfg, stderr, func(pub, admin net.Addr) {
 		url := "https://" + hostPort(pub)
 		fmt.Fprintf(stdout, `authserver dev is running. Not for production.
 
@@ -92,7 +101,7 @@ Check a token:
   go run ./cmd/authserver verify %[7]s TOKEN
 
 `, url, certFile, hostPort(admin), app.Key, secretFileOr(app, secretFile), devAPIKey, secretHint)
-	})
+	}, &reloadSource{load: load, getenv: getenv})
 }
 
 func secretFileOr(app *config.Application, def string) string {

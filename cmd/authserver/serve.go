@@ -53,7 +53,12 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	if err != nil {
 		return err
 	}
-	return serve(ctx, cfg, stderr, nil)
+	env := overlay(getenv, f)
+	return serve(ctx, cfg, stderr, nil, &reloadSource{
+		load:   func() (*config.Config, error) { return config.Load(f.config, env) },
+		file:   f.config,
+		getenv: env,
+	})
 }
 
 // overlay lets --log-format/--log-level win over the file and environment.
@@ -84,8 +89,10 @@ func newLogger(cfg *config.Config, w io.Writer) *slog.Logger {
 type started func(public, admin net.Addr)
 
 // serve wires everything from a validated config, serves until ctx ends,
-// drains for up to shutdownGrace and closes the store.
-func serve(ctx context.Context, cfg *config.Config, logOut io.Writer, onStart started) error {
+// drains for up to shutdownGrace and closes the store. It reloads the
+// configuration from src on SIGHUP and when its files change (reload.go);
+// a nil src never reloads.
+func serve(ctx context.Context, cfg *config.Config, logOut io.Writer, onStart started, src *reloadSource) error {
 	logger := newLogger(cfg, logOut)
 	ver, rev := versionInfo()
 	m := metrics.New(metrics.BuildInfo{Version: ver, Revision: rev})
@@ -100,9 +107,8 @@ func serve(ctx context.Context, cfg *config.Config, logOut io.Writer, onStart st
 	if err != nil {
 		return err
 	}
-	if verifier != nil {
-		defer verifier.Close()
-	}
+	live := newReloader(cfg, verifier, m, logger, src)
+	defer live.close() // closes the verifier in use at the end
 
 	var tlsConf *tls.Config
 	var reloader *tlsutil.Reloader
@@ -130,14 +136,15 @@ func serve(ctx context.Context, cfg *config.Config, logOut io.Writer, onStart st
 
 	checks := []httpapi.Check{{Name: "sequence_store_" + storeName, Run: store.Ping}}
 	if verifier != nil {
-		checks = append(checks, httpapi.Check{Name: "identity_providers", Run: func(context.Context) error { return verifier.Ready() }})
+		checks = append(checks, httpapi.Check{Name: "identity_providers", Run: live.verifierReady})
 	}
 	var tv httpapi.TokenVerifier
 	if verifier != nil {
 		tv = verifier
 	}
+	state := httpapi.NewState(cfg, keys, tv)
 	srv := httpapi.New(httpapi.Options{
-		State:   httpapi.NewState(cfg, keys, tv),
+		State:   state,
 		Signer:  signer.New(time.Now, rand.Reader),
 		Store:   store,
 		Metrics: m,
@@ -187,6 +194,8 @@ func serve(ctx context.Context, cfg *config.Config, logOut io.Writer, onStart st
 	go func() { errc <- admin.Serve(adminLn) }()
 	logger.Info("authserver started", "version", ver, "listen", pubLn.Addr().String(), "admin_listen", adminLn.Addr().String(),
 		"tls", tlsConf != nil, "store", storeName, "applications", len(cfg.Applications))
+	stopReload := live.start(ctx, srv, state, reloader)
+	defer stopReload()
 	if onStart != nil {
 		onStart(pubLn.Addr(), adminLn.Addr())
 	}

@@ -1,0 +1,409 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/base64"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/authserver-dev/authserver/internal/tlsutil"
+)
+
+// Names the harness gives the application and its credentials.
+const (
+	benchAppKey   = "bench-app"
+	benchAudience = "authserver-bench"
+)
+
+// env is what every server of a run shares: binaries, certificate, the
+// application secret, the API key and the identity provider.
+type env struct {
+	dir          string // temporary root: binaries, certificate, configs, logs, data
+	authserver   string // binary
+	baseline     string // binary
+	other        string // -other: another authserver binary, for scenario "other"
+	certFile     string
+	keyFile      string
+	roots        *x509.CertPool
+	secret       string // Base64 application secret
+	secretFile   string
+	apiKey       string
+	issuer       string // the in-harness OIDC provider ("" when none)
+	pprof        bool
+	authLogLevel string
+}
+
+// newEnv builds both binaries and writes the files every server needs.
+func newEnv(ctx context.Context, dir string, stderr io.Writer) (*env, error) {
+	e := &env{dir: dir, authLogLevel: "info"}
+	root, err := moduleRoot(ctx)
+	if err != nil {
+		return nil, err
+	}
+	bin := filepath.Join(dir, "bin")
+	fmt.Fprintf(stderr, "bench: go build -o %s ./cmd/authserver ./bench/baseline\n", bin)
+	build := exec.CommandContext(ctx, "go", "build", "-o", bin+string(filepath.Separator), "./cmd/authserver", "./bench/baseline")
+	build.Dir = root
+	build.Stdout, build.Stderr = stderr, stderr
+	if err := build.Run(); err != nil {
+		return nil, fmt.Errorf("building the binaries: %w", err)
+	}
+	e.authserver, e.baseline = filepath.Join(bin, "authserver"), filepath.Join(bin, "baseline")
+
+	// The same self-signed ECDSA P-256 certificate as `authserver dev`.
+	if e.certFile, e.keyFile, err = tlsutil.SelfSigned(filepath.Join(dir, "tls"), time.Now()); err != nil {
+		return nil, err
+	}
+	pemBytes, err := os.ReadFile(e.certFile)
+	if err != nil {
+		return nil, err
+	}
+	e.roots = x509.NewCertPool()
+	if !e.roots.AppendCertsFromPEM(pemBytes) {
+		return nil, errors.New("cannot parse the generated certificate")
+	}
+
+	var raw [16]byte
+	_, _ = rand.Read(raw[:])
+	e.secret = base64.StdEncoding.EncodeToString(raw[:])
+	e.secretFile = filepath.Join(dir, "app-secret")
+	if err := os.WriteFile(e.secretFile, []byte(e.secret+"\n"), 0o600); err != nil {
+		return nil, err
+	}
+	_, _ = rand.Read(raw[:])
+	e.apiKey = "bench-" + hex.EncodeToString(raw[:])
+	return e, nil
+}
+
+func moduleRoot(ctx context.Context) (string, error) {
+	out, err := exec.CommandContext(ctx, "go", "env", "GOMOD").Output()
+	if err != nil {
+		return "", fmt.Errorf("go env GOMOD: %w", err)
+	}
+	mod := strings.TrimSpace(string(out))
+	if mod == "" || mod == os.DevNull {
+		return "", errors.New("run the harness inside the authserver module (go run ./bench)")
+	}
+	return filepath.Dir(mod), nil
+}
+
+// serverKind names one way of running a server.
+type serverKind string
+
+const (
+	baselineJWT  serverKind = "baseline"         // bench/baseline -mode jwt
+	baselineBare serverKind = "bare-tls"         // bench/baseline -mode bare
+	authBolt     serverKind = "authserver"       // embedded store
+	authPG       serverKind = "authserver-pg"    // Postgres, group commit (the default)
+	authPGNoGC   serverKind = "authserver-pg-1"  // Postgres, sequence.disable_group_commit: true
+	authOther    serverKind = "authserver-other" // the -other binary, embedded store
+)
+
+func (k serverKind) isAuthserver() bool { return strings.HasPrefix(string(k), "authserver") }
+
+// server is one running server process.
+type server struct {
+	kind    serverKind
+	cmd     *exec.Cmd
+	url     string // https://127.0.0.1:port
+	admin   string // http://127.0.0.1:port; authserver only
+	pprof   string // base URL of /debug/pprof/ when the harness's -pprof is set
+	logPath string
+	logFile *os.File
+	exited  chan struct{}
+	waitErr error
+	started time.Time
+	ready   time.Duration // exec to ready
+}
+
+// startOptions are per-start choices.
+type startOptions struct {
+	databaseURL string // Postgres kinds
+	dataDir     string // authBolt; empty: a fresh one
+}
+
+// start launches a server of kind and waits until it answers.
+func (e *env) start(ctx context.Context, kind serverKind, o startOptions) (*server, error) {
+	port, err := freePort()
+	if err != nil {
+		return nil, err
+	}
+	s := &server{kind: kind, url: "https://127.0.0.1:" + strconv.Itoa(port), exited: make(chan struct{})}
+	name := fmt.Sprintf("%s-%d", kind, port)
+	var args []string
+	var bin string
+	switch kind {
+	case baselineJWT, baselineBare:
+		mode := "jwt"
+		if kind == baselineBare {
+			mode = "bare"
+		}
+		bin = e.baseline
+		args = []string{"-listen", "127.0.0.1:" + strconv.Itoa(port), "-cert", e.certFile, "-key", e.keyFile,
+			"-mode", mode, "-app-key", benchAppKey, "-app-secret", e.secret}
+		if e.pprof {
+			pp, err := freePort()
+			if err != nil {
+				return nil, err
+			}
+			s.pprof = "http://127.0.0.1:" + strconv.Itoa(pp)
+			args = append(args, "-pprof-listen", "127.0.0.1:"+strconv.Itoa(pp))
+		}
+	default:
+		adminPort, err := freePort()
+		if err != nil {
+			return nil, err
+		}
+		s.admin = "http://127.0.0.1:" + strconv.Itoa(adminPort)
+		s.pprof = s.admin
+		cfgPath := filepath.Join(e.dir, name+".yaml")
+		if err := os.WriteFile(cfgPath, e.authConfig(kind, port, adminPort, o, name), 0o600); err != nil {
+			return nil, err
+		}
+		bin = e.authserver
+		if kind == authOther {
+			bin = e.other
+		}
+		args = []string{"serve", "--config", cfgPath}
+	}
+	s.logPath = filepath.Join(e.dir, name+".log")
+	if s.logFile, err = os.Create(s.logPath); err != nil {
+		return nil, err
+	}
+	s.cmd = exec.Command(bin, args...)
+	s.cmd.Stdout, s.cmd.Stderr = s.logFile, s.logFile
+	s.cmd.Env = cleanEnv()
+	s.started = time.Now()
+	if err := s.cmd.Start(); err != nil {
+		s.logFile.Close()
+		return nil, err
+	}
+	go func() {
+		s.waitErr = s.cmd.Wait()
+		close(s.exited)
+	}()
+	if err := s.waitReady(ctx, e, 60*time.Second); err != nil {
+		s.stop()
+		return nil, fmt.Errorf("%s: %w\n%s", kind, err, tail(s.logPath, 2000))
+	}
+	return s, nil
+}
+
+// cleanEnv drops AUTHSERVER_* variables so only the generated config counts.
+func cleanEnv() []string {
+	var out []string
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "AUTHSERVER_") {
+			out = append(out, kv)
+		}
+	}
+	return out
+}
+
+// authConfig writes the YAML of one authserver: the bench application, one
+// API key, the in-harness OIDC provider, rate limits on but far above what
+// the harness can send, and the default access log (info, JSON) kept on.
+func (e *env) authConfig(kind serverKind, port, adminPort int, o startOptions, name string) []byte {
+	sum := sha256.Sum256([]byte(e.apiKey))
+	var b bytes.Buffer
+	fmt.Fprintf(&b, "listen: 127.0.0.1:%d\nadmin_listen: 127.0.0.1:%d\n", port, adminPort)
+	fmt.Fprintf(&b, "tls: {cert_file: %q, key_file: %q}\n", e.certFile, e.keyFile)
+	switch kind {
+	case authBolt, authOther:
+		dir := o.dataDir
+		if dir == "" {
+			dir = filepath.Join(e.dir, name+"-data")
+		}
+		fmt.Fprintf(&b, "data_dir: %q\n", dir)
+	default:
+		fmt.Fprintf(&b, "database_url: %q\n", o.databaseURL)
+	}
+	fmt.Fprintf(&b, "applications:\n  - key: %s\n    secret_file: %q\n", benchAppKey, e.secretFile)
+	if e.issuer != "" {
+		fmt.Fprintf(&b, "identity_providers:\n  - issuer: %q\n    audience: %s\n", e.issuer, benchAudience)
+	}
+	fmt.Fprintf(&b, "api_keys:\n  - name: bench\n    sha256: %s\n    applications: [\"*\"]\n", hex.EncodeToString(sum[:]))
+	b.WriteString("rate_limits: {per_user: \"1000000/s\", per_ip: \"1000000/s\", per_api_key: \"1000000/s\"}\n")
+	fmt.Fprintf(&b, "log: {format: json, level: %s}\n", e.authLogLevel)
+	fmt.Fprintf(&b, "pprof: %t\n", e.pprof)
+	if kind == authPGNoGC {
+		b.WriteString("sequence: {disable_group_commit: true}\n")
+	}
+	return b.Bytes()
+}
+
+// withPoolSize sets pgxpool's pool_max_conns on a database URL.
+func withPoolSize(url string, n int) string {
+	if n <= 0 {
+		return url
+	}
+	sep := "?"
+	if strings.Contains(url, "?") {
+		sep = "&"
+	}
+	return url + sep + "pool_max_conns=" + strconv.Itoa(n)
+}
+
+// waitReady polls until the server is ready: authserver's /readyz, the
+// baseline's public port (one real request).
+func (s *server) waitReady(ctx context.Context, e *env, limit time.Duration) error {
+	deadline := time.Now().Add(limit)
+	plain := &http.Client{Timeout: time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
+	defer plain.CloseIdleConnections()
+	secure := &http.Client{Timeout: time.Second, Transport: &http.Transport{
+		DisableKeepAlives: true, TLSClientConfig: &tls.Config{RootCAs: e.roots},
+	}}
+	defer secure.CloseIdleConnections()
+	for {
+		var ok bool
+		if s.admin != "" {
+			if resp, err := plain.Get(s.admin + "/readyz"); err == nil {
+				_, _ = io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+				ok = resp.StatusCode == http.StatusOK
+			}
+		} else {
+			req, _ := http.NewRequest(http.MethodPost, s.url+"/v1/registration-tokens", strings.NewReader(`{"userId":"ready"}`))
+			if resp, err := secure.Do(req); err == nil {
+				_, _ = io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+				ok = resp.StatusCode == http.StatusOK
+			}
+		}
+		if ok {
+			s.ready = time.Since(s.started)
+			return nil
+		}
+		select {
+		case <-s.exited:
+			return fmt.Errorf("exited before it was ready: %v", s.waitErr)
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("not ready after %v", limit)
+		}
+	}
+}
+
+// stop sends SIGTERM, waits for the drain, and kills after 15 s.
+func (s *server) stop() {
+	if s.cmd.Process != nil {
+		_ = s.cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-s.exited:
+		case <-time.After(15 * time.Second):
+			_ = s.cmd.Process.Kill()
+			<-s.exited
+		}
+	}
+	s.logFile.Close()
+}
+
+// pid is the server process's id.
+func (s *server) pid() int { return s.cmd.Process.Pid }
+
+// procStatusKB reads a "Name:   N kB" line of /proc/<pid>/status.
+func procStatusKB(pid int, name string) (int64, error) {
+	f, err := os.Open(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0, err
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		if v, ok := strings.CutPrefix(sc.Text(), name+":"); ok {
+			return strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
+		}
+	}
+	return 0, fmt.Errorf("/proc/%d/status has no %s", pid, name)
+}
+
+// cpuTime is the user+system CPU the process has used (all threads), from
+// /proc/<pid>/stat, in clock ticks of 1/100 s (USER_HZ on Linux).
+func cpuTime(pid int) (time.Duration, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, err
+	}
+	// Fields after the command name, which is in parentheses and may hold spaces.
+	i := bytes.LastIndexByte(b, ')')
+	if i < 0 {
+		return 0, errors.New("unexpected /proc stat format")
+	}
+	f := strings.Fields(string(b[i+1:]))
+	// f[0] is field 3 (state); utime and stime are fields 14 and 15.
+	if len(f) < 13 {
+		return 0, errors.New("unexpected /proc stat format")
+	}
+	ut, err1 := strconv.ParseInt(f[11], 10, 64)
+	st, err2 := strconv.ParseInt(f[12], 10, 64)
+	if err1 != nil || err2 != nil {
+		return 0, errors.New("unexpected /proc stat format")
+	}
+	return time.Duration(ut+st) * 10 * time.Millisecond, nil
+}
+
+func freePort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+// tail returns the last n bytes of a file, for error messages.
+func tail(path string, n int64) string {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return ""
+	}
+	if int64(len(b)) > n {
+		b = b[int64(len(b))-n:]
+	}
+	return string(b)
+}
+
+// fetch GETs url into path (pprof profiles).
+func fetch(ctx context.Context, url, path string) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("GET %s: %s", url, resp.Status)
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(f, resp.Body); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}

@@ -40,6 +40,12 @@ func decode[T validator](w http.ResponseWriter, r *http.Request, v T) error {
 		return newError(http.StatusUnsupportedMediaType, "unsupported-media-type", "Unsupported media type",
 			"send the body as application/json").with("Accept-Post", "application/json")
 	}
+	if f, ok := any(v).(flatObject); ok {
+		var buf [maxFlatMembers]member
+		if ms, ok := scanFlatObject(data, buf[:0]); ok && f.setMembers(ms) {
+			return v.Valid()
+		}
+	}
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
@@ -55,6 +61,9 @@ func decode[T validator](w http.ResponseWriter, r *http.Request, v T) error {
 }
 
 func isJSON(ct string) bool {
+	if ct == "application/json" {
+		return true // what nearly every client sends; ParseMediaType allocates
+	}
 	mt, _, err := mime.ParseMediaType(ct)
 	return err == nil && (mt == "application/json")
 }
@@ -102,4 +111,135 @@ func unknownField(err error) (string, bool) {
 		return name, true
 	}
 	return "", false
+}
+
+// The credential request bodies are small flat objects of strings and
+// integers, and encoding/json's reflection costs more than the rest of
+// issuing a token. So decode first tries scanFlatObject, a strict scanner of
+// the plain case, and falls back to encoding/json for everything else (and
+// so for every error): escapes, non-ASCII, null, nesting, fractions, case
+// variants of names, unknown names. For what the scanner accepts, the
+// result is the one encoding/json gives (decode_internal_test.go checks).
+
+// maxFlatMembers bounds the members scanFlatObject accepts; bodies with more
+// take the encoding/json path.
+const maxFlatMembers = 8
+
+// member is one name and value of a flat object: a string, or an integer
+// when isNum.
+type member struct {
+	name, str string
+	num       int64
+	isNum     bool
+}
+
+// flatObject is implemented by request types that take a flat object.
+// setMembers sets the fields named by ms and reports true, or reports false
+// and changes nothing when a name is not a field's exact JSON name or a
+// value has the wrong kind.
+type flatObject interface {
+	setMembers(ms []member) bool
+}
+
+// scanFlatObject scans data as one object whose values are plain strings
+// (printable ASCII, no escapes) or integers of at most 18 digits, with only
+// whitespace around it. ok is false for anything else.
+func scanFlatObject(data []byte, ms []member) (_ []member, ok bool) {
+	i := skipSpace(data, 0)
+	if i == len(data) || data[i] != '{' {
+		return nil, false
+	}
+	i = skipSpace(data, i+1)
+	if i < len(data) && data[i] == '}' {
+		return ms, skipSpace(data, i+1) == len(data)
+	}
+	for {
+		if len(ms) == cap(ms) {
+			return nil, false
+		}
+		var m member
+		if m.name, i, ok = scanPlainString(data, i); !ok {
+			return nil, false
+		}
+		i = skipSpace(data, i)
+		if i == len(data) || data[i] != ':' {
+			return nil, false
+		}
+		i = skipSpace(data, i+1)
+		if i == len(data) {
+			return nil, false
+		}
+		if data[i] == '"' {
+			m.str, i, ok = scanPlainString(data, i)
+		} else {
+			m.num, i, ok = scanInt(data, i)
+			m.isNum = true
+		}
+		if !ok {
+			return nil, false
+		}
+		ms = append(ms, m)
+		i = skipSpace(data, i)
+		if i == len(data) {
+			return nil, false
+		}
+		switch data[i] {
+		case ',':
+			i = skipSpace(data, i+1)
+		case '}':
+			return ms, skipSpace(data, i+1) == len(data)
+		default:
+			return nil, false
+		}
+	}
+}
+
+func skipSpace(data []byte, i int) int {
+	for i < len(data) && (data[i] == ' ' || data[i] == '\t' || data[i] == '\n' || data[i] == '\r') {
+		i++
+	}
+	return i
+}
+
+// scanPlainString scans a string at data[i] of printable ASCII without
+// backslashes; it returns the contents and the index after the closing quote.
+func scanPlainString(data []byte, i int) (string, int, bool) {
+	if i == len(data) || data[i] != '"' {
+		return "", i, false
+	}
+	for j := i + 1; j < len(data); j++ {
+		switch c := data[j]; {
+		case c == '"':
+			return string(data[i+1 : j]), j + 1, true
+		case c < 0x20 || c > 0x7e || c == '\\':
+			return "", i, false
+		}
+	}
+	return "", i, false
+}
+
+// scanInt scans -?(0|[1-9][0-9]*) of at most 18 digits (so it fits an
+// int64) not followed by a fraction or exponent.
+func scanInt(data []byte, i int) (int64, int, bool) {
+	neg := i < len(data) && data[i] == '-'
+	if neg {
+		i++
+	}
+	start := i
+	var n int64
+	for i < len(data) && data[i] >= '0' && data[i] <= '9' {
+		n = n*10 + int64(data[i]-'0')
+		i++
+	}
+	digits := i - start
+	if digits == 0 || digits > 18 || digits > 1 && data[start] == '0' {
+		return 0, i, false
+	}
+	if i < len(data) && (data[i] == '.' || data[i] == 'e' || data[i] == 'E') {
+		return 0, i, false
+	}
+	if neg {
+		n = -n
+	}
+	return n, i, true
 }

@@ -10,28 +10,8 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
-	"time"
 )
-
-// syncBuffer is a bytes.Buffer safe for the server goroutine and the test.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // readmeBlocks returns the README's ```sh blocks, continuation lines joined.
 func readmeBlocks(t *testing.T) [][]string {
@@ -84,28 +64,13 @@ func TestREADMEQuickStart(t *testing.T) {
 	}
 
 	t.Chdir(t.TempDir())
-	ctx, cancel := context.WithCancel(context.Background())
-	var stdout, stderr syncBuffer
-	done := make(chan error, 1)
-	go func() { done <- run(ctx, goRunArgs(blocks[0][0]), func(string) string { return "" }, &stdout, &stderr) }()
+	rc := startRun(t, goRunArgs(blocks[0][0]), envOf(nil))
+	rc.waitOutput(t, rc.stdout, regexp.MustCompile("authserver dev is running"))
 	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
+		if err := rc.stop(t); err != nil {
 			t.Errorf("dev: %v", err)
 		}
 	})
-	deadline := time.Now().Add(10 * time.Second)
-	for !strings.Contains(stdout.String(), "authserver dev is running") {
-		select {
-		case err := <-done:
-			t.Fatalf("dev stopped: %v\n%s", err, stderr.String())
-		default:
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("dev did not start:\n%s", stderr.String())
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
 
 	var token string
 	sequences := 0

@@ -1,7 +1,6 @@
 package httpapi
 
 import (
-	"encoding/json"
 	"log/slog"
 	"net/http"
 
@@ -12,6 +11,23 @@ import (
 type signatureRequest struct {
 	ApplicationKey string `json:"applicationKey"`
 	UserID         string `json:"userId"`
+}
+
+// setMembers implements flatObject (see decode).
+func (q *signatureRequest) setMembers(ms []member) bool {
+	var out signatureRequest
+	for _, m := range ms {
+		switch {
+		case m.name == "applicationKey" && !m.isNum:
+			out.ApplicationKey = m.str
+		case m.name == "userId" && !m.isNum:
+			out.UserID = m.str
+		default:
+			return false
+		}
+	}
+	*q = out
+	return true
 }
 
 // Valid has nothing to check beyond what resolve does.
@@ -49,11 +65,8 @@ func (s *Server) handleRegistrationSignature(w http.ResponseWriter, r *http.Requ
 	if err != nil {
 		return err
 	}
-	body, err := json.Marshal(signatureResponse{ApplicationKey: c.app.Key, UserID: c.userID, Sequence: seq, Signature: sig})
-	if err != nil {
-		return err
-	}
+	resp := signatureResponse{ApplicationKey: c.app.Key, UserID: c.userID, Sequence: seq, Signature: sig}
 	c.detail = slog.Uint64("sequence", seq)
-	writeCredential(w, body)
+	writeCredential(w, resp.appendJSON(make([]byte, 0, 256+len(c.app.Key)+len(c.userID))))
 	return nil
 }

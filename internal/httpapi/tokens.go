@@ -1,7 +1,6 @@
 package httpapi
 
 import (
-	"encoding/json"
 	"log/slog"
 	"net/http"
 	"time"
@@ -15,6 +14,27 @@ type tokenRequest struct {
 	UserID             string `json:"userId"`
 	TTLSeconds         *int64 `json:"ttlSeconds"`
 	InstanceTTLSeconds *int64 `json:"instanceTtlSeconds"`
+}
+
+// setMembers implements flatObject (see decode).
+func (q *tokenRequest) setMembers(ms []member) bool {
+	var out tokenRequest
+	for _, m := range ms {
+		switch {
+		case m.name == "applicationKey" && !m.isNum:
+			out.ApplicationKey = m.str
+		case m.name == "userId" && !m.isNum:
+			out.UserID = m.str
+		case m.name == "ttlSeconds" && m.isNum:
+			out.TTLSeconds = &m.num
+		case m.name == "instanceTtlSeconds" && m.isNum:
+			out.InstanceTTLSeconds = &m.num
+		default:
+			return false
+		}
+	}
+	*q = out
+	return true
 }
 
 // Valid checks what can be checked without the config.
@@ -80,11 +100,7 @@ func (s *Server) handleRegistrationToken(w http.ResponseWriter, r *http.Request,
 	if !tok.InstanceExpiresAt.IsZero() {
 		resp.InstanceExpiresAt = tok.InstanceExpiresAt.Format(time.RFC3339)
 	}
-	body, err := json.Marshal(resp)
-	if err != nil {
-		return err
-	}
 	c.detail = slog.String("kid", tok.KeyID)
-	writeCredential(w, body)
+	writeCredential(w, resp.appendJSON(make([]byte, 0, len(tok.JWT)+256)))
 	return nil
 }

@@ -53,6 +53,20 @@ func BenchmarkTokenViaAPIKey(b *testing.B) {
 	})
 }
 
+// BenchmarkTokenViaAPIKeyLimited is BenchmarkTokenViaAPIKey with the API
+// key and per-user rate limits on (far above the rate reached), as served.
+func BenchmarkTokenViaAPIKeyLimited(b *testing.B) {
+	e := newEnv(b, envOpts{discardLogs: true, perUser: "1000000/s", perAPIKey: "1000000/s"})
+	users := make([]string, 64)
+	for i := range users {
+		users[i] = `{"userId":"user-` + strconv.Itoa(i) + `"}`
+	}
+	benchTokens(b, e, func(i int, h http.Header) string {
+		h.Set("X-API-Key", apiKeyAll)
+		return users[i%len(users)]
+	})
+}
+
 func BenchmarkTokenViaRS256(b *testing.B) { benchBearer(b, "RS256") }
 
 func BenchmarkTokenViaES256(b *testing.B) { benchBearer(b, "ES256") }

@@ -227,7 +227,14 @@ func TestUserRateLimit(t *testing.T) {
 
 func TestAPIKeyRateLimit(t *testing.T) {
 	e := newEnv(t, envOpts{perAPIKey: "2/h"})
-	mustStatus(t, e.token(t, `{"userId":"u1"}`), http.StatusOK)
+	ok := e.token(t, `{"userId":"u1"}`)
+	mustStatus(t, ok, http.StatusOK)
+	// Limits are not advertised: only a 429 says anything (Retry-After).
+	for name := range ok.header {
+		if strings.HasPrefix(name, "X-Ratelimit") {
+			t.Errorf("header %s: %q", name, ok.header.Get(name))
+		}
+	}
 	mustStatus(t, e.token(t, `{"userId":"u2"}`), http.StatusOK)
 	r := e.token(t, `{"userId":"u3"}`)
 	p := mustProblem(t, r, http.StatusTooManyRequests, "rate-limited")

@@ -68,7 +68,12 @@ func limiter(r config.Rate) *httprate.RateLimiter {
 	}
 	// httprate's local counter keeps two windows of counts and drops older
 	// ones, so memory stays bounded by the keys seen in two windows.
-	return httprate.NewRateLimiter(r.N, r.Period)
+	// Only Retry-After is sent (on a 429): the X-RateLimit-* headers would
+	// cost three header values per limiter on every response, describe
+	// whichever of the key and user limiters ran last, and tell anyone
+	// the configured limits.
+	return httprate.NewRateLimiter(r.N, r.Period,
+		httprate.WithResponseHeaders(httprate.ResponseHeaders{RetryAfter: "Retry-After"}))
 }
 
 // Options are the Server's dependencies, all passed in.

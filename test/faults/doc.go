@@ -6,9 +6,10 @@
 // reconfigured or abused.
 //
 // The tests are behind the build tag "faults" so that a plain go test ./...
-// stays fast:
+// stays fast. The -soak flag belongs to the test binary, so it goes after
+// the package pattern:
 //
-//	go test -tags faults -v ./test/...              # everything, soak 2m
-//	go test -tags faults -v -soak=0 ./test/...      # without the soak
-//	go test -tags faults -v -run Soak -soak=10m ./test/faults
+//	go test -tags faults -v ./test/...                 # everything, soak 2m (about 3 minutes)
+//	go test -tags faults -v ./test/... -soak=0         # without the soak (about 1 minute)
+//	go test -tags faults -v -run Soak ./test/faults -soak=10m
 package faults

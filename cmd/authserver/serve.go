@@ -183,6 +183,10 @@ func serve(ctx context.Context, cfg *config.Config, logOut io.Writer, onStart st
 		IdleTimeout:       120 * time.Second,
 		ErrorLog:          errLog,
 	}
+	// Watch for SIGHUP before serving: once /readyz answers, a SIGHUP must
+	// reload, not end the process with the signal's default action.
+	stopReload := live.start(ctx, srv, state, reloader)
+	defer stopReload()
 	errc := make(chan error, 2)
 	go func() {
 		if tlsConf != nil {
@@ -194,8 +198,6 @@ func serve(ctx context.Context, cfg *config.Config, logOut io.Writer, onStart st
 	go func() { errc <- admin.Serve(adminLn) }()
 	logger.Info("authserver started", "version", ver, "listen", pubLn.Addr().String(), "admin_listen", adminLn.Addr().String(),
 		"tls", tlsConf != nil, "store", storeName, "applications", len(cfg.Applications))
-	stopReload := live.start(ctx, srv, state, reloader)
-	defer stopReload()
 	if onStart != nil {
 		onStart(pubLn.Addr(), adminLn.Addr())
 	}

@@ -5,7 +5,6 @@ package main
 // SIGHUP. Helpers are prefixed rl to stay out of the other tests' way.
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
@@ -39,26 +38,8 @@ import (
 
 const rlApp = "reload-app"
 
-// rlLog collects the server's log; safe for concurrent use.
-type rlLog struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (l *rlLog) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.Write(p)
-}
-
-func (l *rlLog) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.String()
-}
-
 // lines returns the JSON log lines whose msg is msg.
-func (l *rlLog) lines(t *testing.T, msg string) []map[string]any {
+func (l *lockedBuf) lines(t *testing.T, msg string) []map[string]any {
 	t.Helper()
 	var out []map[string]any
 	for _, line := range strings.Split(l.String(), "\n") {
@@ -197,7 +178,7 @@ func (f *rlFixture) write(t *testing.T) { t.Helper(); rlWrite(t, f.cfgPath, f.cf
 // rlServer is a running server under test.
 type rlServer struct {
 	pub, admin string // host:port
-	log        *rlLog
+	log        *lockedBuf
 	client     *http.Client
 	pool       *x509.CertPool
 	reloads    chan error     // one per reload attempt (serve only)
@@ -217,7 +198,7 @@ func startRL(t *testing.T, f *rlFixture, o rlOpts) *rlServer {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := &rlServer{log: &rlLog{}, pool: f.pool, reloads: make(chan error, 1000)}
+	s := &rlServer{log: &lockedBuf{}, pool: f.pool, reloads: make(chan error, 1000)}
 	src := &reloadSource{
 		load:      func() (*config.Config, error) { return config.Load(f.cfgPath, getenv) },
 		file:      f.cfgPath,
@@ -267,7 +248,7 @@ func startRL(t *testing.T, f *rlFixture, o rlOpts) *rlServer {
 // addresses in the log.
 func startRLRun(t *testing.T, args []string) *rlServer {
 	t.Helper()
-	s := &rlServer{log: &rlLog{}}
+	s := &rlServer{log: &lockedBuf{}}
 	ctx, cancel := context.WithCancel(context.Background())
 	errc := make(chan error, 1)
 	go func() { errc <- run(ctx, args, func(string) string { return "" }, io.Discard, s.log) }()

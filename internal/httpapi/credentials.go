@@ -76,7 +76,7 @@ func (s *Server) audit(r *http.Request, c *call, outcome string, ae *apiError) {
 		attrs = append(attrs, slog.String("reason", ae.slug), slog.Int("status", ae.status))
 	}
 	attrs = append(attrs, slog.String("client_ip", clientIP(r)))
-	s.log.LogAttrs(r.Context(), slog.LevelInfo, "credential", attrs...)
+	s.logRequestLine(r.Context(), "credential", attrs...)
 }
 
 // authenticate finds the caller: an API key (trusted backend) or a bearer

@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"sync/atomic"
+	"time"
 
 	"github.com/go-chi/chi/v5"
 	"github.com/go-chi/chi/v5/middleware"
@@ -112,7 +113,7 @@ func (s *Server) observe(next http.Handler) http.Handler {
 		s.m.HTTPRequests.WithLabelValues(route, method, strconv.Itoa(status)).Inc()
 		s.m.HTTPDuration.WithLabelValues(route, method).Observe(d.Seconds())
 		if s.log.Enabled(r.Context(), slog.LevelInfo) {
-			s.log.LogAttrs(r.Context(), slog.LevelInfo, "request",
+			s.logRequestLine(r.Context(), "request",
 				slog.String("request_id", requestID(r.Context())),
 				slog.String("method", method),
 				slog.String("route", route),
@@ -122,6 +123,21 @@ func (s *Server) observe(next http.Handler) http.Handler {
 				slog.Int("bytes", ww.BytesWritten()))
 		}
 	})
+}
+
+// logRequestLine writes one of the two info lines every request produces
+// (the access line above and the audit line of credentials.go). It is
+// Logger.LogAttrs without the caller's program counter, which costs a
+// runtime.Callers per line and is never printed (the handler adds no
+// source).
+func (s *Server) logRequestLine(ctx context.Context, msg string, attrs ...slog.Attr) {
+	h := s.log.Handler()
+	if !h.Enabled(ctx, slog.LevelInfo) {
+		return
+	}
+	rec := slog.NewRecord(time.Now(), slog.LevelInfo, msg, 0)
+	rec.AddAttrs(attrs...)
+	_ = h.Handle(ctx, rec)
 }
 
 func knownMethod(m string) bool {

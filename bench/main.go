@@ -71,6 +71,7 @@ type options struct {
 	Scenarios   []string      `json:"scenarios"`
 	databaseURL string
 	pprofDir    string
+	pprofScen   string
 	other       string
 	asJSON      bool
 	keep        bool
@@ -86,11 +87,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.IntVar(&o.Rounds, "rounds", 2, "A/B rounds per scenario")
 	fs.IntVar(&o.Users, "users", 100_000, "distinct user ids the many-users workloads draw from")
 	fs.IntVar(&o.TokensPerVU, "tokens", 8, "scenario b: distinct identity tokens (users) per virtual user")
-	fs.IntVar(&o.PGConns, "pg-conns", 16, "pgxpool pool_max_conns of the Postgres servers (0: pgx's default)")
+	fs.IntVar(&o.PGConns, "pg-conns", 0, "pgxpool pool_max_conns of both Postgres servers (0: pgx's default, max(4, CPUs), what authserver gets from a plain database_url)")
 	fs.IntVar(&o.StartupRuns, "startup-runs", 7, "startup: how many starts to take the median of")
 	fs.StringVar(&o.LogLevel, "log-level", "info", "authserver's log.level (info keeps the access log on, as in production)")
 	fs.StringVar(&o.databaseURL, "database-url", "", "Postgres URL for c, d, g instead of a throwaway server (both servers share it)")
-	fs.StringVar(&o.pprofDir, "pprof", "", "enable authserver's pprof and, after the measured rounds of a and c, write a CPU and an allocation profile of an extra run of each side here (DIR/a-A-cpu.pprof, ...)")
+	fs.StringVar(&o.pprofDir, "pprof", "", "enable authserver's pprof and, after the measured rounds of a and c, write a CPU and an allocation profile of an extra run of each side of the -pprof-scenarios here (DIR/a-A-cpu.pprof, ...)")
+	fs.StringVar(&o.pprofScen, "pprof-scenarios", "a,c", "with -pprof: the scenarios to profile, comma-separated")
 	fs.StringVar(&o.other, "other", "", "scenario other: an authserver binary to compare this checkout's with")
 	fs.BoolVar(&o.asJSON, "json", false, "print the report as JSON")
 	fs.BoolVar(&o.keep, "keep", false, "keep the temporary directory (binaries, configs, server logs)")
@@ -261,6 +263,10 @@ type round struct {
 	// OtherCores is the average CPU other processes used meanwhile, in
 	// cores: the noise the run was exposed to.
 	OtherCores float64 `json:"other_cores"`
+	// Statements and MeanBatch are the sequence store's commits in the
+	// window and the Next calls per commit (authserver_sequence_batch_size).
+	Statements int64   `json:"store_commits,omitempty"`
+	MeanBatch  float64 `json:"store_calls_per_commit,omitempty"`
 }
 
 // sideResult aggregates a side's rounds.
@@ -278,6 +284,7 @@ type sideResult struct {
 	ClientCPUPerReq time.Duration `json:"client_cpu_per_req_ns"`
 	PeakRSSKB       int64         `json:"peak_rss_kb"`
 	Resumed         float64       `json:"tls_resumed_fraction,omitempty"`
+	MeanBatch       float64       `json:"store_calls_per_commit,omitempty"`
 	LogBytes        int64         `json:"log_bytes_per_req,omitempty"`
 }
 
@@ -355,11 +362,14 @@ func runScenario(ctx context.Context, e *env, o options, idp *oidctest.Provider,
 			fmt.Fprintf(stderr, "bench: %s round %d/%d: %s (%s, %s) ...\n", sc.ID, r+1, o.Rounds, sd.Label, sd.Server, sd.Load)
 			pid := servers[i].pid()
 			var c0, c1 time.Duration
+			var b0, b1 batchStats
 			st := drivers[i].run(ctx, o.Warmup, o.Duration, func(start bool) {
 				if start {
 					c0, _ = cpuTime(pid)
+					b0 = scrapeBatches(servers[i])
 				} else {
 					c1, _ = cpuTime(pid)
+					b1 = scrapeBatches(servers[i])
 				}
 			})
 			if err := ctx.Err(); err != nil {
@@ -378,6 +388,10 @@ func runScenario(ctx context.Context, e *env, o options, idp *oidctest.Provider,
 				rd.ClientCPUPerReq = st.ClientCPU / time.Duration(st.Requests)
 			}
 			rd.OtherCores = max(0, float64(st.MachineBusy-st.ClientCPU-used)/float64(st.Elapsed))
+			if n := b1.count - b0.count; n > 0 {
+				rd.Statements = int64(n)
+				rd.MeanBatch = (b1.sum - b0.sum) / n
+			}
 			sr.Rounds = append(sr.Rounds, rd)
 			sr.Requests += st.Requests
 			sr.Errors += st.Errors
@@ -415,6 +429,14 @@ func runScenario(ctx context.Context, e *env, o options, idp *oidctest.Provider,
 		if hs[i] > 0 {
 			sr.Resumed = float64(resumed[i]) / float64(hs[i])
 		}
+		var stmts, calls float64
+		for _, rd := range sr.Rounds {
+			stmts += float64(rd.Statements)
+			calls += rd.MeanBatch * float64(rd.Statements)
+		}
+		if stmts > 0 {
+			sr.MeanBatch = calls / stmts
+		}
 	}
 	if len(sides) == 2 && res.Sides[1].ReqPerSec > 0 && res.Sides[1].P99 > 0 {
 		res.RatioReqPerSec = res.Sides[0].ReqPerSec / res.Sides[1].ReqPerSec
@@ -429,9 +451,9 @@ func runScenario(ctx context.Context, e *env, o options, idp *oidctest.Provider,
 		}
 		res.MedianRoundRatio = median(res.RoundRatios)
 	}
-	if o.pprofDir != "" && (sc.ID == "a" || sc.ID == "c") {
+	if o.pprofDir != "" && slices.Contains(strings.Split(o.pprofScen, ","), sc.ID) {
 		for i := range sides {
-			files, err := profile(ctx, servers[i], drivers[i], o, fmt.Sprintf("%s-%c", sc.ID, 'A'+i))
+			files, err := profile(ctx, servers[i], drivers[i], o, fmt.Sprintf("%s-%c", sc.ID, 'A'+i), stderr)
 			if err != nil {
 				return res, err
 			}
@@ -443,7 +465,7 @@ func runScenario(ctx context.Context, e *env, o options, idp *oidctest.Provider,
 
 // profile runs a side once more, unmeasured, while fetching a CPU profile
 // and an allocation profile (delta over the same seconds) from pprof.
-func profile(ctx context.Context, s *server, d *driver, o options, id string) ([]string, error) {
+func profile(ctx context.Context, s *server, d *driver, o options, id string, stderr io.Writer) ([]string, error) {
 	secs := max(1, int(o.Duration/time.Second))
 	cpuPath := filepath.Join(o.pprofDir, id+"-cpu.pprof")
 	allocPath := filepath.Join(o.pprofDir, id+"-allocs.pprof")
@@ -454,10 +476,11 @@ func profile(ctx context.Context, s *server, d *driver, o options, id string) ([
 	go func() {
 		errc <- fetch(ctx, fmt.Sprintf("%s/debug/pprof/allocs?seconds=%d", s.pprof, secs), allocPath)
 	}()
-	d.run(ctx, 0, time.Duration(secs)*time.Second+500*time.Millisecond, nil)
+	st := d.run(ctx, 0, time.Duration(secs)*time.Second+500*time.Millisecond, nil)
 	if err := errors.Join(<-errc, <-errc); err != nil {
 		return nil, fmt.Errorf("pprof: %w", err)
 	}
+	fmt.Fprintf(stderr, "bench: profiled %s: %d requests in %v (divide profile totals by this)\n", id, st.Requests, st.Elapsed.Round(time.Millisecond))
 	return []string{cpuPath, allocPath}, nil
 }
 
@@ -519,10 +542,14 @@ func printReport(w io.Writer, rep report) error {
 	o := rep.Options
 	fmt.Fprintf(w, "%s, %d CPUs (shared by the servers and this load generator); %d connections, %d rounds of %v (after %v warm-up) per side, alternating A/B\n",
 		o.GoVersion, o.CPUs, o.Conns, o.Rounds, o.Duration, o.Warmup)
-	fmt.Fprintf(w, "authserver: log.level %s (JSON access + audit log to a file), rate limits 1e6/s, metrics on; Postgres: %s, pool_max_conns %d\n\n",
-		o.LogLevel, nonEmpty(o.Postgres, "not used"), o.PGConns)
+	pool := "pgx default (max(4, CPUs))"
+	if o.PGConns > 0 {
+		pool = fmt.Sprint(o.PGConns)
+	}
+	fmt.Fprintf(w, "authserver: log.level %s (JSON access + audit log to a file), rate limits 1e6/s, metrics on; Postgres: %s, pool_max_conns %s\n\n",
+		o.LogLevel, nonEmpty(o.Postgres, "not used"), pool)
 	tw := newTable(w)
-	tw.row("scen", "side", "server", "load", "req/s", "p50", "p99", "errors", "srv CPU/req", "client CPU/req", "peak RSS", "req/s by round", "others")
+	tw.row("scen", "side", "server", "load", "req/s", "p50", "p99", "errors", "srv CPU/req", "client CPU/req", "peak RSS", "calls/commit", "req/s by round", "others")
 	for _, r := range rep.Results {
 		for i, s := range r.Sides {
 			var byRound []string
@@ -539,13 +566,17 @@ func printReport(w io.Writer, rep report) error {
 			if i == 1 {
 				label = "B " + s.Label
 			}
+			batch := ""
+			if s.MeanBatch > 0 {
+				batch = fmt.Sprintf("%.1f", s.MeanBatch)
+			}
 			load := string(s.Load)
 			if s.Resumed > 0 {
 				load += fmt.Sprintf(" (%.0f%% resumed)", 100*s.Resumed)
 			}
 			tw.row(id, label, string(s.Server), load, fmt.Sprintf("%.0f", s.ReqPerSec), fmtDur(s.P50), fmtDur(s.P99),
 				fmt.Sprint(s.Errors), fmtDur(s.CPUPerReq), fmtDur(s.ClientCPUPerReq), fmt.Sprintf("%.1f MiB", float64(s.PeakRSSKB)/1024),
-				strings.Join(byRound, " / "), fmt.Sprintf("%.2f", others))
+				batch, strings.Join(byRound, " / "), fmt.Sprintf("%.2f", others))
 		}
 	}
 	if err := tw.flush(); err != nil {

@@ -407,3 +407,34 @@ func fetch(ctx context.Context, url, path string) error {
 	}
 	return f.Close()
 }
+
+// batchStats are the sum and count of authserver_sequence_batch_size.
+type batchStats struct{ sum, count float64 }
+
+// scrapeBatches reads the sequence store's batch histogram from /metrics;
+// zero for the baseline or on any error.
+func scrapeBatches(s *server) batchStats {
+	var b batchStats
+	if s.admin == "" {
+		return b
+	}
+	resp, err := http.Get(s.admin + "/metrics")
+	if err != nil {
+		return b
+	}
+	defer resp.Body.Close()
+	sc := bufio.NewScanner(resp.Body)
+	for sc.Scan() {
+		name, v, ok := strings.Cut(sc.Text(), " ")
+		if !ok {
+			continue
+		}
+		switch name {
+		case "authserver_sequence_batch_size_sum":
+			b.sum, _ = strconv.ParseFloat(v, 64)
+		case "authserver_sequence_batch_size_count":
+			b.count, _ = strconv.ParseFloat(v, 64)
+		}
+	}
+	return b
+}

@@ -69,12 +69,16 @@ type options struct {
 	GoVersion   string        `json:"go_version"`
 	CPUs        int           `json:"cpus"`
 	Scenarios   []string      `json:"scenarios"`
-	databaseURL string
-	pprofDir    string
-	pprofScen   string
-	other       string
-	asJSON      bool
-	keep        bool
+	// AuthserverBin is set when -authserver-bin replaced the checkout's build.
+	AuthserverBin string `json:"authserver_bin,omitempty"`
+	databaseURL   string
+	pprofDir      string
+	pprofScen     string
+	authBin       string
+	other         string
+	asJSON        bool
+	jsonFile      string
+	keep          bool
 }
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -93,8 +97,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.StringVar(&o.databaseURL, "database-url", "", "Postgres URL for c, d, g instead of a throwaway server (both servers share it)")
 	fs.StringVar(&o.pprofDir, "pprof", "", "enable authserver's pprof and, after the measured rounds of a and c, write a CPU and an allocation profile of an extra run of each side of the -pprof-scenarios here (DIR/a-A-cpu.pprof, ...)")
 	fs.StringVar(&o.pprofScen, "pprof-scenarios", "a,c", "with -pprof: the scenarios to profile, comma-separated")
+	fs.StringVar(&o.authBin, "authserver-bin", "", "run this authserver binary instead of the checkout's build (the baseline is still built)")
 	fs.StringVar(&o.other, "other", "", "scenario other: an authserver binary to compare this checkout's with")
 	fs.BoolVar(&o.asJSON, "json", false, "print the report as JSON")
+	fs.StringVar(&o.jsonFile, "json-file", "", "also write the JSON report to this file")
 	fs.BoolVar(&o.keep, "keep", false, "keep the temporary directory (binaries, configs, server logs)")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "usage: go run ./bench [flags] [a b c d e f g startup]")
@@ -123,6 +129,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	o.GoVersion, o.CPUs = runtime.Version(), runtime.NumCPU()
 
+	rep := report{Options: o}
 	dir, err := os.MkdirTemp("", "authserver-bench-")
 	if err != nil {
 		return err
@@ -135,6 +142,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	e, err := newEnv(ctx, dir, stderr)
 	if err != nil {
 		return err
+	}
+	if o.authBin != "" {
+		if e.authserver, err = filepath.Abs(o.authBin); err != nil {
+			return err
+		}
+		rep.Options.AuthserverBin = e.authserver
 	}
 	e.pprof, e.authLogLevel, e.other = o.pprofDir != "", o.LogLevel, o.other
 	if slices.Contains(o.Scenarios, "other") && o.other == "" {
@@ -149,7 +162,6 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	defer idp.Close()
 	e.issuer = idp.Issuer()
 
-	rep := report{Options: o}
 	var pg *pgtest.Cluster
 	for _, id := range o.Scenarios {
 		if id == "startup" {
@@ -189,10 +201,19 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		rep.Results = append(rep.Results, res)
 	}
 	rep.Targets = checkTargets(rep)
+	js, err := json.MarshalIndent(rep, "", "  ")
+	if err != nil {
+		return err
+	}
+	js = append(js, '\n')
+	if o.jsonFile != "" {
+		if err := os.WriteFile(o.jsonFile, js, 0o644); err != nil {
+			return err
+		}
+	}
 	if o.asJSON {
-		enc := json.NewEncoder(stdout)
-		enc.SetIndent("", "  ")
-		return enc.Encode(rep)
+		_, err := stdout.Write(js)
+		return err
 	}
 	return printReport(stdout, rep)
 }
@@ -545,6 +566,9 @@ func printReport(w io.Writer, rep report) error {
 	pool := "pgx default (max(4, CPUs))"
 	if o.PGConns > 0 {
 		pool = fmt.Sprint(o.PGConns)
+	}
+	if o.AuthserverBin != "" {
+		fmt.Fprintf(w, "authserver binary: %s (-authserver-bin)\n", o.AuthserverBin)
 	}
 	fmt.Fprintf(w, "authserver: log.level %s (JSON access + audit log to a file), rate limits 1e6/s, metrics on; Postgres: %s, pool_max_conns %s\n\n",
 		o.LogLevel, nonEmpty(o.Postgres, "not used"), pool)

@@ -606,7 +606,7 @@ func printReport(w io.Writer, rep report) error {
 	if err := tw.flush(); err != nil {
 		return err
 	}
-	fmt.Fprintln(w, "\n(others: CPU cores used by other processes during the measured runs, on average)")
+	fmt.Fprintln(w, "\n(others: CPU cores used by other processes during the measured runs, on average; in c, d and g this includes Postgres)")
 	rt := newTable(w)
 	rt.row("scen", "ratio", "req/s A/B", "by round", "median of rounds", "p99 A/B", "srv CPU/req A/B")
 	n := 0

@@ -88,6 +88,11 @@ type VerifierOptions struct {
 	OnRefresh func(provider, result string)
 	// Logger receives key-loading events; default: discard.
 	Logger *slog.Logger
+	// TokenCacheSize is how many verified identity tokens are remembered,
+	// by their SHA-256, so that presenting one again skips the signature
+	// check until it expires (see tokenCache for the trade-off). Zero means
+	// the default, 10,000; negative turns the cache off.
+	TokenCacheSize int
 }
 
 // Verifier checks identity tokens from a fixed set of providers. It is safe
@@ -102,6 +107,8 @@ type Verifier struct {
 	onRefresh       func(provider, result string)
 	refreshInterval time.Duration
 	unknownKIDRate  time.Duration
+	now             func() time.Time
+	tokens          *tokenCache // nil: no cache
 
 	ctx    context.Context // ends background work
 	cancel context.CancelFunc
@@ -114,6 +121,7 @@ type provider struct {
 	jwksURL     string // empty: discover
 	userIDClaim string
 	apps        []string
+	leeway      time.Duration
 	methods     []string
 	parser      *jwt.Parser
 	hmacKeyfunc jwt.Keyfunc // shared-secret providers only
@@ -143,6 +151,10 @@ func NewVerifier(ctx context.Context, providers []Provider, opts VerifierOptions
 		onRefresh:       opts.OnRefresh,
 		refreshInterval: cmp.Or(opts.RefreshInterval, defaultRefreshInterval),
 		unknownKIDRate:  cmp.Or(opts.UnknownKIDRateLimit, defaultUnknownKIDRateLimit),
+		now:             now,
+	}
+	if opts.TokenCacheSize >= 0 {
+		v.tokens = newTokenCache(cmp.Or(opts.TokenCacheSize, defaultTokenCacheSize))
 	}
 	if v.client == nil {
 		// A backstop only: every request also has a context deadline.
@@ -195,6 +207,7 @@ func newProvider(cfg Provider, now func() time.Time) (*provider, error) {
 		jwksURL:     cfg.JWKSURL,
 		userIDClaim: cmp.Or(cfg.UserIDClaim, defaultUserIDClaim),
 		apps:        cloneApplications(cfg.Applications),
+		leeway:      cmp.Or(cfg.Leeway, defaultLeeway),
 		methods:     jwksMethods(),
 	}
 	switch {
@@ -223,7 +236,7 @@ func newProvider(cfg Provider, now func() time.Time) (*provider, error) {
 		jwt.WithAudience(cfg.Audience),
 		jwt.WithExpirationRequired(),
 		jwt.WithIssuedAt(),
-		jwt.WithLeeway(cmp.Or(cfg.Leeway, defaultLeeway)),
+		jwt.WithLeeway(p.leeway),
 		jwt.WithTimeFunc(now),
 	)
 	return p, nil
@@ -232,24 +245,47 @@ func newProvider(cfg Provider, now func() time.Time) (*provider, error) {
 // Verify checks rawToken (the bearer token, without "Bearer ") and returns
 // the user it identifies. Every error is a *TokenError. ctx bounds the one
 // JWK Set fetch an unknown key id may cause.
+//
+// A token that verified before and is still within its time claims is
+// answered from the token cache (see VerifierOptions.TokenCacheSize)
+// without checking its signature again.
 func (v *Verifier) Verify(ctx context.Context, rawToken string) (Principal, error) {
+	if v.tokens == nil || rawToken == "" || len(rawToken) > maxTokenLen {
+		p, _, err := v.verify(ctx, rawToken)
+		return p, err
+	}
+	key := tokenKey(rawToken)
+	if p, ok := v.tokens.get(key, v.now()); ok {
+		return p, nil
+	}
+	p, entry, err := v.verify(ctx, rawToken)
+	if err != nil {
+		return Principal{}, err // refusals are never cached
+	}
+	v.tokens.put(key, entry, v.now())
+	return p, nil
+}
+
+// verify checks rawToken fully, without the cache. On success it also
+// returns the token's cache entry when the Verifier has a cache.
+func (v *Verifier) verify(ctx context.Context, rawToken string) (Principal, cachedToken, error) {
 	u, terr := peek(rawToken)
 	if terr != nil {
-		return Principal{}, terr
+		return Principal{}, cachedToken{}, terr
 	}
 	p := v.byIssuer[u.iss]
 	if p == nil {
-		return Principal{}, tokenError(ReasonUnknownIssuer, "the token's issuer is not trusted", nil)
+		return Principal{}, cachedToken{}, tokenError(ReasonUnknownIssuer, "the token's issuer is not trusted", nil)
 	}
 	// WithValidMethods checks this too; checking first gives a precise reason.
 	if !slices.Contains(p.methods, u.alg) {
-		return Principal{}, tokenError(ReasonBadAlgorithm, "the token's signing algorithm is not accepted", nil)
+		return Principal{}, cachedToken{}, tokenError(ReasonBadAlgorithm, "the token's signing algorithm is not accepted", nil)
 	}
 	keyFunc := p.hmacKeyfunc
 	if keyFunc == nil {
 		rk := p.keys.Load()
 		if rk == nil {
-			return Principal{}, classify(errProviderUnavailable, nil)
+			return Principal{}, cachedToken{}, classify(errProviderUnavailable, nil)
 		}
 		keyFunc = rk.kf.KeyfuncCtx(ctx)
 	}
@@ -262,13 +298,18 @@ func (v *Verifier) Verify(ctx context.Context, rawToken string) (Principal, erro
 			// reported: usually a key of another type, not a confusion.
 			te = tokenError(ReasonBadSignature, "the token's signature is invalid", err)
 		}
-		return Principal{}, te
+		return Principal{}, cachedToken{}, te
 	}
 	userID, _ := claims[p.userIDClaim].(string)
 	if userID == "" {
-		return Principal{}, tokenError(ReasonMissingUserClaim, "the token has no user id claim", nil)
+		return Principal{}, cachedToken{}, tokenError(ReasonMissingUserClaim, "the token has no user id claim", nil)
 	}
-	return Principal{Kind: KindUser, Name: p.issuer, UserID: userID, Applications: p.apps}, nil
+	principal := Principal{Kind: KindUser, Name: p.issuer, UserID: userID, Applications: p.apps}
+	var entry cachedToken
+	if v.tokens != nil {
+		entry = newCachedToken(principal, claims, p.leeway)
+	}
+	return principal, entry, nil
 }
 
 // unverified is what Verify reads from a token before verifying it.
@@ -351,6 +392,16 @@ func (v *Verifier) Ready() error {
 		return fmt.Errorf("auth: no keys loaded yet for identity provider(s) %s", strings.Join(notReady, ", "))
 	}
 	return nil
+}
+
+// ForgetTokens empties the token cache: every identity token presented from
+// now on has its signature checked again, against the keys loaded now. The
+// serve command builds a new Verifier (with an empty cache) when a reload
+// changes identity_providers; this is for dropping the cache without one.
+func (v *Verifier) ForgetTokens() {
+	if v.tokens != nil {
+		v.tokens.clear()
+	}
 }
 
 // Close stops background key loading and refreshing. Verify keeps working

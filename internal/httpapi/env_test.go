@@ -99,6 +99,7 @@ type envOpts struct {
 	store          httpapi.SequenceStore // nil: a fresh memStore
 	checks         []httpapi.Check
 	discardLogs    bool // fuzzing and benchmarks: do not keep log lines
+	tokenCacheSize int  // auth.VerifierOptions.TokenCacheSize: 0 default, -1 off
 	pprof          bool
 }
 
@@ -133,7 +134,7 @@ func newEnv(tb testing.TB, o envOpts) *env {
 	}
 	logger := slog.New(slog.NewJSONHandler(logOut, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	clock := func() time.Time { return e.now }
-	keys, verifier := mustAuth(tb, e.cfg, clock, logger)
+	keys, verifier := mustAuthWith(tb, e.cfg, auth.VerifierOptions{Now: clock, Logger: logger, TokenCacheSize: o.tokenCacheSize})
 
 	store := o.store
 	if store == nil {
@@ -208,6 +209,12 @@ func mustConfig(tb testing.TB, idp *oidctest.Provider, o envOpts) *config.Config
 // way the serve command does.
 func mustAuth(tb testing.TB, cfg *config.Config, now func() time.Time, logger *slog.Logger) (*auth.APIKeys, *auth.Verifier) {
 	tb.Helper()
+	return mustAuthWith(tb, cfg, auth.VerifierOptions{Now: now, Logger: logger})
+}
+
+// mustAuthWith is mustAuth with the verifier's options.
+func mustAuthWith(tb testing.TB, cfg *config.Config, vo auth.VerifierOptions) (*auth.APIKeys, *auth.Verifier) {
+	tb.Helper()
 	ak := make([]auth.APIKey, len(cfg.APIKeys))
 	for i, k := range cfg.APIKeys {
 		ak[i] = auth.APIKey{Name: k.Name, SHA256: k.SHA256, Applications: k.Applications}
@@ -223,7 +230,7 @@ func mustAuth(tb testing.TB, cfg *config.Config, now func() time.Time, logger *s
 			UserIDClaim: p.UserIDClaim, Applications: p.Applications, Leeway: p.Leeway,
 		}
 	}
-	v, err := auth.NewVerifier(context.Background(), ps, auth.VerifierOptions{Now: now, Logger: logger})
+	v, err := auth.NewVerifier(context.Background(), ps, vo)
 	if err != nil {
 		tb.Fatalf("NewVerifier: %v", err)
 	}

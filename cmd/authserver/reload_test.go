@@ -31,6 +31,7 @@ import (
 
 	"github.com/golang-jwt/jwt/v5"
 
+	"github.com/authserver-dev/authserver/internal/auth/oidctest"
 	"github.com/authserver-dev/authserver/internal/config"
 	"github.com/authserver-dev/authserver/internal/signer"
 	"github.com/authserver-dev/authserver/internal/tlsutil"
@@ -855,5 +856,34 @@ func TestReloadDevSecretFile(t *testing.T) {
 	s.waitCount(t, "success", 1)
 	if !verifies(tokenApp(), secret) {
 		t.Fatal("dev did not reload its secret file")
+	}
+}
+
+// TestIdentityTokenCacheFollowsKeyRemoval: verified identity tokens are
+// cached until they expire, but not past the refresh that removes their key
+// from the provider's key set (here the refresh an unknown kid triggers).
+func TestIdentityTokenCacheFollowsKeyRemoval(t *testing.T) {
+	t.Parallel()
+	idp := oidctest.New(t)
+	f := newRLFixture(t, rlSecret(t))
+	rlWrite(t, f.cfgPath, strings.Replace(f.cfg.yaml(), "rate_limits:",
+		fmt.Sprintf("identity_providers:\n  - {issuer: %q, audience: reload-client, jwks_url: %q}\nrate_limits:", idp.Issuer(), idp.JWKSURL()), 1))
+	s := startRL(t, f, rlOpts{pollEvery: -1})
+	bearer := func() map[string]string {
+		return map[string]string{"Authorization": "Bearer " + idp.Sign("RS256", idp.Claims("alice", "reload-client", time.Now()))}
+	}
+	old := bearer()
+	if c := s.status(t, old); c != http.StatusOK {
+		t.Fatalf("identity token: %d\n%s", c, s.log)
+	}
+	idp.Rotate() // the old key is gone from the provider's key set
+	if c := s.status(t, old); c != http.StatusOK {
+		t.Fatalf("identity token before authserver refreshed the key set: %d", c)
+	}
+	if c := s.status(t, bearer()); c != http.StatusOK { // unknown kid: refresh
+		t.Fatalf("identity token signed with the new key: %d", c)
+	}
+	if c := s.status(t, old); c != http.StatusUnauthorized {
+		t.Fatalf("cached identity token whose key the refresh removed: %d, want 401", c)
 	}
 }

@@ -86,7 +86,7 @@ func (v *Verifier) fetchKeys(p *provider) (*remoteKeys, string, error) {
 			return nil, "", err
 		}
 	}
-	cache := &cacheStore{MemoryJWKSet: jwkset.NewMemoryStorage()}
+	cache := &cacheStore{MemoryJWKSet: jwkset.NewMemoryStorage(), onRemoved: v.ForgetTokens}
 	cache.onReplace = func(n int) {
 		if n == 0 {
 			v.report(p.issuer, "error")
@@ -226,6 +226,12 @@ type cacheStore struct {
 	n         atomic.Int64
 	live      atomic.Bool
 	onReplace func(n int)
+	// onRemoved runs when a refresh drops a key id the previous set had:
+	// identity tokens verified with that key must not stay accepted from
+	// the token cache.
+	onRemoved func()
+	mu        sync.Mutex      // the background refresh and an unknown kid's fetch may overlap
+	kids      map[string]bool // key ids of the last set
 }
 
 // KeyReplaceAll is called by jwkset after each successful fetch.
@@ -234,6 +240,20 @@ func (c *cacheStore) KeyReplaceAll(ctx context.Context, given []jwkset.JWK) erro
 		return err
 	}
 	c.n.Store(int64(len(given)))
+	kids := make(map[string]bool, len(given))
+	for _, k := range given {
+		kids[k.Marshal().KID] = true
+	}
+	c.mu.Lock()
+	removed := false
+	for kid := range c.kids {
+		removed = removed || !kids[kid]
+	}
+	c.kids = kids
+	c.mu.Unlock()
+	if removed && c.onRemoved != nil {
+		c.onRemoved()
+	}
 	if c.live.Load() {
 		c.onReplace(len(given))
 	}

@@ -26,14 +26,14 @@ const defaultTokenCacheSize = 10_000
 // returns the same Principal as the first verification; what callers check
 // on it (the provider's applications, the user id) still runs per request.
 //
-// Trade-off: the signature of a cached token is not checked again. A key
-// removed from a provider's JWK Set keeps the tokens it already verified
-// working until they expire (exp plus the provider's leeway), as with the
-// token caches of most OIDC resource servers; tokens signed with it that
-// were not seen before are refused once the set is refreshed. A Verifier
-// starts with an empty cache, so building a new one (a reload that changes
-// identity_providers) forgets every token at once, as does ForgetTokens. The
-// cache holds hashes, never tokens.
+// Trade-off: the signature of a cached token is not checked again, so a
+// cached token stays accepted as long as the key that signed it is in the
+// key set the Verifier holds. When a refresh of a provider's JWK Set (every
+// refresh interval, or on an unknown kid) drops a key id, the whole cache is
+// forgotten (cacheStore.onRemoved), so tokens of a removed key are refused
+// from that refresh on, as they would be without the cache. A Verifier
+// starts with an empty cache (a reload that changes identity_providers), and
+// ForgetTokens empties it. The cache holds hashes, never tokens.
 //
 // The cache holds at most max entries, split by key over up to 16 shards,
 // each with its own mutex, so that concurrent hits rarely wait for each

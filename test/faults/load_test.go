@@ -18,6 +18,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -38,6 +39,7 @@ type loadOpts struct {
 	hotShare      float64       //
 	jwtShare      float64       // probability of a JWT request (else a signature)
 	interval      time.Duration // per-worker pacing; 0: back to back
+	rate          float64       // requests/s shared by all workers (see pace); overrides interval
 	stopOnRefused bool          // a worker stops at its first refused connection
 	backoff       time.Duration // pause after a 503 or a transport error; default 20ms
 	newConnEvery  time.Duration // close idle connections this often (new TLS handshakes)
@@ -68,6 +70,9 @@ type load struct {
 	stop chan struct{}
 	wg   sync.WaitGroup
 
+	tokens  chan struct{} // with rate: one per request a worker may send
+	dropped atomic.Int64  // with rate: tokens issued while the bucket was full
+
 	mu  sync.Mutex
 	ops [][]op // per worker, in request order
 }
@@ -77,11 +82,45 @@ func startLoad(f *fixture, o loadOpts) *load {
 		o.backoff = 20 * time.Millisecond
 	}
 	l := &load{f: f, o: o, stop: make(chan struct{}), ops: make([][]op, o.workers)}
+	if o.rate > 0 {
+		l.tokens = make(chan struct{}, max(o.workers, int(o.rate/4)))
+		l.wg.Add(1)
+		go l.pace()
+	}
 	for w := 0; w < o.workers; w++ {
 		l.wg.Add(1)
 		go l.worker(w)
 	}
 	return l
+}
+
+// pace is a token bucket for opts.rate: every few milliseconds it issues
+// the tokens due since the start (rate x elapsed, so the long-run rate is
+// exact whatever the timer's jitter), and idle workers take one each per
+// request. The bucket holds 250ms of tokens (at least one per worker), so a
+// stall of the workers (a GC pause, a slow commit) is made up for with a
+// burst afterwards; tokens due while it is full are dropped and counted:
+// the workers could not keep up.
+func (l *load) pace() {
+	defer l.wg.Done()
+	start := time.Now()
+	tick := time.NewTicker(5 * time.Millisecond)
+	defer tick.Stop()
+	var issued int64
+	for {
+		select {
+		case <-tick.C:
+		case <-l.stop:
+			return
+		}
+		for due := int64(time.Since(start).Seconds() * l.o.rate); issued < due; issued++ {
+			select {
+			case l.tokens <- struct{}{}:
+			default:
+				l.dropped.Add(1)
+			}
+		}
+	}
 }
 
 // Stop stops the workers (requests in flight finish) and returns every op.
@@ -129,13 +168,19 @@ func (l *load) worker(w int) {
 	defer client.CloseIdleConnections()
 	url := l.o.urls[w%len(l.o.urls)]
 	var tick *time.Ticker
-	if l.o.interval > 0 {
+	if l.o.interval > 0 && l.o.rate == 0 {
 		tick = time.NewTicker(l.o.interval)
 		defer tick.Stop()
 	}
 	lastReconnect := time.Now()
 	for !l.stopped() {
-		if tick != nil {
+		if l.tokens != nil {
+			select {
+			case <-l.tokens:
+			case <-l.stop:
+				return
+			}
+		} else if tick != nil {
 			select {
 			case <-tick.C:
 			case <-l.stop:

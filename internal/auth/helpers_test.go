@@ -68,20 +68,7 @@ func hsClaims(now time.Time) jwt.MapClaims {
 }
 
 // with returns a copy of c with the given changes; a nil value deletes.
-func with(c jwt.MapClaims, kv ...any) jwt.MapClaims {
-	out := jwt.MapClaims{}
-	for k, v := range c {
-		out[k] = v
-	}
-	for i := 0; i < len(kv); i += 2 {
-		if kv[i+1] == nil {
-			delete(out, kv[i].(string))
-		} else {
-			out[kv[i].(string)] = kv[i+1]
-		}
-	}
-	return out
-}
+var with = oidctest.WithClaims
 
 func mustTokenError(tb testing.TB, err error) *TokenError {
 	tb.Helper()

@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/authserver-dev/authserver/internal/auth"
+	"github.com/authserver-dev/authserver/internal/auth/oidctest"
 	"github.com/authserver-dev/authserver/internal/httpapi"
 )
 
@@ -96,20 +97,8 @@ func rawJWT(tb testing.TB, header map[string]any, claims jwt.MapClaims, sig stri
 	return enc.EncodeToString(h) + "." + enc.EncodeToString(c) + "." + sig
 }
 
-func withClaims(c jwt.MapClaims, kv ...any) jwt.MapClaims {
-	out := jwt.MapClaims{}
-	for k, v := range c {
-		out[k] = v
-	}
-	for i := 0; i < len(kv); i += 2 {
-		if kv[i+1] == nil {
-			delete(out, kv[i].(string))
-		} else {
-			out[kv[i].(string)] = kv[i+1]
-		}
-	}
-	return out
-}
+// withClaims returns a copy of c with the given changes; a nil value deletes.
+var withClaims = oidctest.WithClaims
 
 // bearerRefusals are identity tokens the server must refuse with 401, the
 // reason they are counted under, and the error_description they get.

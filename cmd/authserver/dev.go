@@ -32,6 +32,7 @@ func runDev(ctx context.Context, args []string, getenv func(string) string, stdo
 	listen := fs.String("listen", "127.0.0.1:8443", "public HTTPS address")
 	adminListen := fs.String("admin-listen", "127.0.0.1:9090", "admin HTTP address (metrics, health)")
 	logFormat := fs.String("log-format", "text", "json or text")
+	acceptReset := fs.Bool("accept-sequence-reset", false, acceptResetUsage)
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -59,6 +60,7 @@ func runDev(ctx context.Context, args []string, getenv func(string) string, stdo
 		cfg.Applications = []config.Application{{Key: devAppKey, SecretFile: secretFile, Default: true}}
 		cfg.APIKeys = []config.APIKey{{Name: "dev", SHA256: hex.EncodeToString(sum[:]), Applications: []string{"*"}}}
 		cfg.RateLimits.PerUser = "60/m"
+		cfg.AcceptSequenceReset = *acceptReset
 		// AUTHSERVER_APP_KEY/_SECRET let a developer try their real Sinch app.
 		if err := config.ApplyEnv(&cfg, getenv); err != nil {
 			return nil, err

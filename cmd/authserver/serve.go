@@ -40,12 +40,17 @@ type serveFlags struct {
 	logLevel  string
 }
 
+// acceptResetUsage is the help of --accept-sequence-reset (serve and dev).
+const acceptResetUsage = "start the embedded sequence store over (or take its file as it is) when it is missing, empty, damaged, " +
+	"replaced or older than when last used, instead of refusing to start; users may get numbers they had before unless sequence.clock_floor is on"
+
 func runServe(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	fs := newFlags("serve", stderr)
 	var f serveFlags
 	fs.StringVar(&f.config, "config", getenv("AUTHSERVER_CONFIG"), "config file (YAML); env AUTHSERVER_CONFIG")
 	fs.StringVar(&f.logFormat, "log-format", "", "json or text (overrides log.format)")
 	fs.StringVar(&f.logLevel, "log-level", "", "debug, info, warn or error (overrides log.level)")
+	acceptReset := fs.Bool("accept-sequence-reset", false, acceptResetUsage)
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -53,6 +58,7 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	if err != nil {
 		return err
 	}
+	cfg.AcceptSequenceReset = *acceptReset
 	env := overlay(getenv, f)
 	return serve(ctx, cfg, stderr, nil, &reloadSource{
 		load:   func() (*config.Config, error) { return config.Load(f.config, env) },
@@ -228,12 +234,18 @@ func openStore(ctx context.Context, cfg *config.Config, m *metrics.Metrics, logg
 	Ping(context.Context) error
 }, name string, closeFn func(), err error) {
 	obs := sequence.Observer{Batch: m.ObserveBatch}
+	var floor sequence.Floor
+	if cfg.Sequence.ClockFloor {
+		floor = sequence.ClockFloor(time.Now)
+	}
 	if cfg.DatabaseURL == "" {
 		if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 			return nil, "", nil, fmt.Errorf("data_dir: %w", err)
 		}
 		path := filepath.Join(cfg.DataDir, "sequences.db")
-		b, err := sequence.OpenBolt(path, sequence.BoltOptions{Observer: obs})
+		b, err := sequence.OpenBolt(path, sequence.BoltOptions{
+			Observer: obs, Floor: floor, AcceptReset: cfg.AcceptSequenceReset, Warn: logger.Warn,
+		})
 		if err != nil {
 			return nil, "", nil, err
 		}
@@ -247,11 +259,35 @@ func openStore(ctx context.Context, cfg *config.Config, m *metrics.Metrics, logg
 		pool.Close()
 		return nil, "", nil, fmt.Errorf("database_url: migrations: %w", err)
 	}
+	if floor == nil {
+		warnAsyncStandbys(ctx, pool, logger)
+	}
 	pg := sequence.NewPostgres(pool, sequence.PostgresOptions{
 		Window: cfg.Sequence.BatchWindow, MaxBatch: cfg.Sequence.MaxBatch,
-		DisableGroupCommit: cfg.Sequence.DisableGroupCommit, Observer: obs,
+		DisableGroupCommit: cfg.Sequence.DisableGroupCommit, Observer: obs, Floor: floor,
 	})
 	return pg, "postgres", func() { _ = pg.Close(); pool.Close() }, nil
+}
+
+// asyncStandbys counts the standbys streaming from the server, when it is a
+// primary that does not wait for any of them (synchronous_standby_names
+// empty): a failover to one of them can lose commits already acknowledged.
+const asyncStandbys = `SELECT count(*) FROM pg_stat_replication
+WHERE NOT pg_is_in_recovery() AND current_setting('synchronous_standby_names') = ''`
+
+// warnAsyncStandbys logs one warning when the database is a primary with
+// asynchronous standbys and the clock floor is off: a failover could then
+// hand out sequences again. Failing to tell is not worth stopping for.
+func warnAsyncStandbys(ctx context.Context, pool *pgxpool.Pool, logger *slog.Logger) {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	var n int64
+	if err := pool.QueryRow(ctx, asyncStandbys).Scan(&n); err != nil || n == 0 {
+		return
+	}
+	logger.Warn("the database has asynchronous standbys and sequence.clock_floor is off: a failover to a standby that missed "+
+		"the last commits hands out sequences again; turn sequence.clock_floor on, or set synchronous_standby_names on the primary",
+		"standbys", n)
 }
 
 // openPool connects and pings: pgxpool connects lazily, and a wrong URL must

@@ -42,6 +42,9 @@ type Config struct {
 
 	// Dev is set by `authserver dev`: it allows inline secrets.
 	Dev bool `yaml:"-"`
+	// AcceptSequenceReset is set by --accept-sequence-reset: the embedded
+	// store may start over (or take its file as it is) instead of refusing.
+	AcceptSequenceReset bool `yaml:"-"`
 	// Proxies is TrustedProxies parsed.
 	Proxies []netip.Prefix `yaml:"-"`
 }
@@ -130,6 +133,10 @@ type Sequence struct {
 	BatchWindow        time.Duration `yaml:"batch_window"`
 	MaxBatch           int           `yaml:"max_batch"`
 	DisableGroupCommit bool          `yaml:"disable_group_commit"`
+	// ClockFloor makes every sequence at least the time in microseconds
+	// (sequence.ClockFloor): a lost, restored or failed-over store cannot
+	// repeat a number. On by default; see the README.
+	ClockFloor bool `yaml:"clock_floor"`
 }
 
 // Error is a configuration problem: the key it concerns and what is wrong.
@@ -157,6 +164,7 @@ func Defaults() Config {
 		DataDir:     "./data",
 		RateLimits:  RateLimits{PerUser: "10/m", PerIP: "300/m", PerAPIKey: "6000/m"},
 		Log:         Log{Format: "json", Level: "info"},
+		Sequence:    Sequence{ClockFloor: true},
 	}
 }
 

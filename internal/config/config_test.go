@@ -644,6 +644,16 @@ func TestDecode(t *testing.T) {
 				t.Errorf("got %+v", c)
 			}
 		}},
+		{"the clock floor is on unless turned off", "sequence: {batch_window: 1ms}\n", func(t *testing.T, c config.Config) {
+			if !c.Sequence.ClockFloor {
+				t.Errorf("sequence.clock_floor off although not set")
+			}
+		}},
+		{"the clock floor turned off", "sequence: {clock_floor: false}\n", func(t *testing.T, c config.Config) {
+			if c.Sequence.ClockFloor {
+				t.Errorf("sequence.clock_floor: false ignored")
+			}
+		}},
 		{"comments only", "# nothing yet\n", func(t *testing.T, c config.Config) {
 			if c.Listen != ":8443" {
 				t.Errorf("Listen = %q", c.Listen)

@@ -60,6 +60,7 @@ var envVars = []envVar{
 	{"AUTHSERVER_LOG_LEVEL", "log.level", str(func(c *Config) *string { return &c.Log.Level })},
 	{"AUTHSERVER_PPROF", "pprof", boolean(func(c *Config) *bool { return &c.Pprof })},
 	{"AUTHSERVER_SEQUENCE_DISABLE_GROUP_COMMIT", "sequence.disable_group_commit", boolean(func(c *Config) *bool { return &c.Sequence.DisableGroupCommit })},
+	{"AUTHSERVER_SEQUENCE_CLOCK_FLOOR", "sequence.clock_floor", boolean(func(c *Config) *bool { return &c.Sequence.ClockFloor })},
 	{"AUTHSERVER_SEQUENCE_BATCH_WINDOW", "sequence.batch_window", func(c *Config, v string) error {
 		d, err := time.ParseDuration(v)
 		if err != nil {

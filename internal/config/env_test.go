@@ -33,6 +33,7 @@ func TestApplyEnv(t *testing.T) {
 		{"AUTHSERVER_LOG_LEVEL", "debug", func(c *config.Config) bool { return c.Log.Level == "debug" }},
 		{"AUTHSERVER_PPROF", "1", func(c *config.Config) bool { return c.Pprof }},
 		{"AUTHSERVER_SEQUENCE_DISABLE_GROUP_COMMIT", "TRUE", func(c *config.Config) bool { return c.Sequence.DisableGroupCommit }},
+		{"AUTHSERVER_SEQUENCE_CLOCK_FLOOR", "false", func(c *config.Config) bool { return !c.Sequence.ClockFloor }},
 		{"AUTHSERVER_SEQUENCE_BATCH_WINDOW", "750us", func(c *config.Config) bool { return c.Sequence.BatchWindow == 750*time.Microsecond }},
 	}
 	tested := map[string]bool{}

@@ -10,7 +10,6 @@ import (
 	"time"
 
 	bolt "go.etcd.io/bbolt"
-	bolterrors "go.etcd.io/bbolt/errors"
 )
 
 // BoltOptions tunes a Bolt store. The zero value is a sensible setting.
@@ -33,6 +32,20 @@ type BoltOptions struct {
 	// Observer receives one call per committed transaction, and one per
 	// failed call.
 	Observer Observer
+
+	// Floor, if set, is read once per call, before its transaction, and
+	// every number handed out is at least the floor (see ClockFloor).
+	Floor Floor
+
+	// AcceptReset lets OpenBolt start over when the store file is missing,
+	// empty, truncated, damaged, replaced or older than when it was last
+	// closed, instead of refusing to (see OpenBolt). A damaged file is
+	// kept beside the new one. Each case is reported through Warn.
+	AcceptReset bool
+
+	// Warn, if set, receives the warnings of OpenBolt (a reset accepted, a
+	// damaged meta page), in log/slog's form: a message and key-value pairs.
+	Warn func(msg string, args ...any)
 }
 
 // boltBucket holds every sequence, under key app + "\x00" + user with a
@@ -46,6 +59,7 @@ var boltBucket = []byte("sequences")
 type Bolt struct {
 	db   *bolt.DB
 	opts BoltOptions
+	path string
 
 	// mu orders Next's start against Close; wg counts Next calls under way
 	// so that Close can wait for them before closing the file.
@@ -69,6 +83,15 @@ type boltBatch struct {
 
 // OpenBolt opens (creating if needed) the store file at path. If another
 // process holds the file, the error says so.
+//
+// The store keeps a marker file beside it (path + ".id", see guard.go)
+// naming the store it holds and the last commit a clean close saw, and
+// refuses, with a one-line error, to start over silently: a store file
+// that is missing or empty while the marker exists, truncated below what
+// its meta pages say (checked before bbolt maps it, which would otherwise
+// die of SIGBUS), damaged so that bbolt panics, replaced by another store,
+// or older than at its last clean close. opts.AcceptReset starts over (or
+// takes the file as it is) instead, with a warning.
 func OpenBolt(path string, opts BoltOptions) (*Bolt, error) {
 	if opts.LockTimeout <= 0 {
 		opts.LockTimeout = 100 * time.Millisecond
@@ -79,24 +102,16 @@ func OpenBolt(path string, opts BoltOptions) (*Bolt, error) {
 	if opts.MaxBatchSize <= 0 {
 		opts.MaxBatchSize = 1000
 	}
-	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: opts.LockTimeout})
-	if errors.Is(err, bolterrors.ErrTimeout) {
-		return nil, fmt.Errorf("sequence store %s is in use by another process", path)
+	if opts.Warn == nil {
+		opts.Warn = func(string, ...any) {}
 	}
+	db, err := openGuarded(path, opts)
 	if err != nil {
-		return nil, fmt.Errorf("sequence store %s: %w", path, err)
+		return nil, err
 	}
 	db.MaxBatchDelay = opts.MaxBatchDelay
 	db.MaxBatchSize = opts.MaxBatchSize
-	err = db.Update(func(tx *bolt.Tx) error {
-		_, err := tx.CreateBucketIfNotExists(boltBucket)
-		return err
-	})
-	if err != nil {
-		db.Close()
-		return nil, fmt.Errorf("sequence store %s: %w", path, err)
-	}
-	return &Bolt{db: db, opts: opts}, nil
+	return &Bolt{db: db, opts: opts, path: path}, nil
 }
 
 // Next implements Store. Calls are committed in batches, one fsync per
@@ -131,11 +146,14 @@ func (b *Bolt) next(app, user string) result {
 	key := make([]byte, 0, len(app)+1+len(user))
 	key = append(append(append(key, app...), 0), user...)
 	var v uint64
-	// DB.Batch may run this function more than once (when another function
-	// in the batch fails, the rest are retried), so it derives v from the
-	// transaction alone, and v is used only once Batch has returned nil,
-	// i.e. after the transaction that set it was committed and synced.
-	err := b.db.Batch(func(tx *bolt.Tx) error {
+	// The floor is read once, outside the transaction function: DB.Batch
+	// may run that function more than once (when another function in the
+	// batch fails, the rest are retried), so it derives v from the
+	// transaction and this fixed base alone, and v is used only once Batch
+	// has returned nil, i.e. after the transaction that set it was
+	// committed and synced.
+	base := b.opts.Floor.base()
+	err := safeBatch(b.db, func(tx *bolt.Tx) error {
 		b.count(tx)
 		bkt := tx.Bucket(boltBucket)
 		var cur uint64
@@ -145,6 +163,7 @@ func (b *Bolt) next(app, user string) result {
 			}
 			cur = binary.BigEndian.Uint64(old)
 		}
+		cur = max(cur, base)
 		if cur == math.MaxUint64 {
 			return fmt.Errorf("sequence: %q/%q is exhausted", app, user)
 		}
@@ -206,7 +225,10 @@ func (b *Bolt) Close() error {
 	b.closed = true
 	b.mu.Unlock()
 	b.wg.Wait()
-	return b.db.Close()
+	// The marker remembers the last commit, so that the next start can
+	// tell a file rolled back or restored from an older copy.
+	markErr := closeMarker(b.db, b.path)
+	return errors.Join(b.db.Close(), markErr)
 }
 
 var _ Store = (*Bolt)(nil)

@@ -46,6 +46,11 @@ type PostgresOptions struct {
 
 	// Observer receives one call per statement.
 	Observer Observer
+
+	// Floor, if set, is read once per statement: every number handed out
+	// is then at least the floor (see Floor and ClockFloor). It goes into
+	// the same single statement as a parameter, so it costs no round trip.
+	Floor Floor
 }
 
 func (o *PostgresOptions) setDefaults() {
@@ -68,20 +73,26 @@ func (o *PostgresOptions) setDefaults() {
 // returned sequence is the new high, so the batch's callers for that user
 // get high-n+1 ... high.
 //
+// $4 is the floor's base f (floor-1, or 0 without a floor): a user whose
+// stored high is h gets GREATEST(h, f)+1 ... GREATEST(h, f)+n. A new row
+// is inserted as f+n; on conflict EXCLUDED.sequence - $4 is n again. With
+// f = 0 this is the plain sequence + n.
+//
 // It never reads and then writes: the row lock taken by ON CONFLICT DO
 // UPDATE makes concurrent statements from other replicas wait and then add
 // to the committed value. ORDER BY makes every statement lock its rows in
 // one order, so two replicas' batches cannot deadlock. Plain INSERT ... ON
-// CONFLICT keeps it portable to CockroachDB.
+// CONFLICT and GREATEST keep it portable to CockroachDB.
 const upsertBatch = `INSERT INTO sequences (application_key, user_id, sequence)
-SELECT a, u, n FROM unnest($1::text[], $2::text[], $3::bigint[]) AS t(a, u, n)
+SELECT a, u, n + $4::bigint FROM unnest($1::text[], $2::text[], $3::bigint[]) AS t(a, u, n)
 ORDER BY a, u
-ON CONFLICT (application_key, user_id) DO UPDATE SET sequence = sequences.sequence + EXCLUDED.sequence
+ON CONFLICT (application_key, user_id) DO UPDATE
+SET sequence = GREATEST(sequences.sequence, $4::bigint) + EXCLUDED.sequence - $4::bigint
 RETURNING application_key, user_id, sequence`
 
 // upsertOne is upsertBatch for one call, used when group commit is off.
-const upsertOne = `INSERT INTO sequences (application_key, user_id, sequence) VALUES ($1, $2, 1)
-ON CONFLICT (application_key, user_id) DO UPDATE SET sequence = sequences.sequence + 1
+const upsertOne = `INSERT INTO sequences (application_key, user_id, sequence) VALUES ($1, $2, $3::bigint + 1)
+ON CONFLICT (application_key, user_id) DO UPDATE SET sequence = GREATEST(sequences.sequence, $3::bigint) + 1
 RETURNING sequence`
 
 // Postgres is a Store on a PostgreSQL table (see migrations/), shared by any
@@ -192,7 +203,7 @@ func (p *Postgres) nextOne(ctx context.Context, app, user string) (uint64, error
 	var v int64
 	// Scan reads up to ReadyForQuery, so an error at commit is reported
 	// here rather than lost after the row arrived.
-	err := p.pool.QueryRow(ctx, upsertOne, app, user).Scan(&v)
+	err := p.pool.QueryRow(ctx, upsertOne, app, user, int64(p.opts.Floor.base())).Scan(&v)
 	if err == nil && v < 1 {
 		err = fmt.Errorf("sequence: database returned %d", v)
 	}
@@ -348,7 +359,8 @@ func (p *Postgres) run(batch []*request) {
 // once the server has reported the outcome of the commit, which in
 // PostgreSQL's protocol comes after the returned rows.
 func (p *Postgres) upsert(ctx context.Context, apps, users []string, counts []int64) (map[userKey]int64, error) {
-	rows, err := p.pool.Query(ctx, upsertBatch, apps, users, counts)
+	// The floor is read as late as possible, just before the statement.
+	rows, err := p.pool.Query(ctx, upsertBatch, apps, users, counts, int64(p.opts.Floor.base()))
 	if err != nil {
 		return nil, err
 	}

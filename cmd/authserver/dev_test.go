@@ -28,7 +28,10 @@ type issued struct {
 
 // checkCredentials drives the public and admin API of a running server the
 // way a client would and checks every answer against DESIGN.md.
-func checkCredentials(t *testing.T, s *server, apiKey, appKey, secretFile, user string, ttl time.Duration) issued {
+//
+// With floor (sequence.clock_floor on) the sequences are at least the time
+// in microseconds before each request and increasing; without, exactly 1, 2.
+func checkCredentials(t *testing.T, s *server, apiKey, appKey, secretFile, user string, ttl time.Duration, floor bool) issued {
 	t.Helper()
 	var out issued
 	secret := readSecret(t, secretFile)
@@ -85,7 +88,9 @@ func checkCredentials(t *testing.T, s *server, apiKey, appKey, secretFile, user 
 		t.Error("verify accepted the token for another application")
 	}
 
+	var prev uint64
 	for want := uint64(1); want <= 2; want++ {
+		before := uint64(time.Now().UnixMicro())
 		resp, body := s.post(t, "/v1/registration-signatures", hdr, `{"userId":"`+user+`"}`)
 		if resp.StatusCode != http.StatusOK {
 			t.Fatalf("registration-signatures: %s %s", resp.Status, body)
@@ -100,9 +105,13 @@ func checkCredentials(t *testing.T, s *server, apiKey, appKey, secretFile, user 
 		if err := json.Unmarshal(body, &sr); err != nil {
 			t.Fatal(err)
 		}
-		if sr.Sequence != want {
+		switch {
+		case !floor && sr.Sequence != want:
 			t.Errorf("sequence %d, want %d", sr.Sequence, want)
+		case floor && (sr.Sequence < before || sr.Sequence <= prev || sr.Sequence >= 1<<53):
+			t.Errorf("sequence %d with the clock floor: want at least %d (µs before the request), above %d and below 2^53", sr.Sequence, before, prev)
 		}
+		prev = sr.Sequence
 		if exp := wantSignature(appKey, secret, user, sr.Sequence); sr.Signature != exp {
 			t.Errorf("signature %q for sequence %d, want %q", sr.Signature, sr.Sequence, exp)
 		}
@@ -143,7 +152,7 @@ func TestDev(t *testing.T) {
 		t.Errorf("dev printed certificate %s, want it in the data dir", s.certFile)
 	}
 
-	got := checkCredentials(t, s, devAPIKey, devAppKey, secretFile, "alice", 10*time.Minute)
+	got := checkCredentials(t, s, devAPIKey, devAppKey, secretFile, "alice", 10*time.Minute, true)
 
 	t.Run("certificate is really verified", func(t *testing.T) {
 		// Trusting another self-signed certificate instead, the handshake
@@ -268,14 +277,15 @@ func TestDev(t *testing.T) {
 
 // TestDevKeepsSecretAndSequencesAcrossRestarts restarts dev on the same data
 // dir: the secret file is reused (old tokens stay verifiable) and sequences
-// continue, never repeat.
+// continue, never repeat. The clock floor is off so that continuing is seen
+// exactly (1 then 2), not hidden by the floor.
 func TestDevKeepsSecretAndSequencesAcrossRestarts(t *testing.T) {
 	dataDir := t.TempDir()
 	secretFile := filepath.Join(dataDir, "dev-app-secret")
 	hdr := map[string]string{"X-API-Key": devAPIKey}
 	var secrets []string
 	for round, want := range []uint64{1, 2} {
-		s := startDev(t, dataDir)
+		s := startDevEnv(t, dataDir, map[string]string{"AUTHSERVER_SEQUENCE_CLOCK_FLOOR": "false"})
 		secrets = append(secrets, readSecret(t, secretFile))
 		resp, body := s.post(t, "/v1/registration-signatures", hdr, `{"userId":"carol"}`)
 		if resp.StatusCode != http.StatusOK {

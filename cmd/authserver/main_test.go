@@ -181,8 +181,14 @@ var (
 // and returns once it printed its URLs.
 func startDev(t *testing.T, dataDir string, extra ...string) *server {
 	t.Helper()
+	return startDevEnv(t, dataDir, nil, extra...)
+}
+
+// startDevEnv is startDev with environment variables.
+func startDevEnv(t *testing.T, dataDir string, env map[string]string, extra ...string) *server {
+	t.Helper()
 	args := append([]string{"dev", "--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0", "--data-dir", dataDir}, extra...)
-	rc := startRun(t, args, envOf(nil))
+	rc := startRun(t, args, envOf(env))
 	pub := rc.waitOutput(t, rc.stdout, devPublicRe)
 	adm := rc.waitOutput(t, rc.stdout, devAdminRe)
 	return newServer(t, rc, pub[1], "http://"+adm[1], pub[2])

@@ -68,6 +68,8 @@ api_keys:
     applications: ["*"]
 log:
   format: json
+sequence:
+  clock_floor: false
 `
 	return strings.NewReplacer(replace...).Replace(y)
 }
@@ -92,7 +94,7 @@ func TestServeConfigFile(t *testing.T) {
 	m := rc.waitOutput(t, rc.stderr, startedRe)
 	s := newServer(t, rc, "https://"+m[1], "http://"+m[2], f.certFile)
 
-	got := checkCredentials(t, s, f.apiKey, serveAppKey, f.secretFile, "alice", 5*time.Minute)
+	got := checkCredentials(t, s, f.apiKey, serveAppKey, f.secretFile, "alice", 5*time.Minute, false)
 
 	resp, body := s.post(t, "/v1/registration-tokens", map[string]string{"X-API-Key": f.apiKey + "x"}, `{"userId":"alice"}`)
 	if resp.StatusCode != http.StatusUnauthorized || resp.Header.Get("Content-Type") != "application/problem+json" {

@@ -82,3 +82,21 @@ func databaseName(testName string) string {
 	b.WriteString(hex.EncodeToString(suffix[:]))
 	return b.String()
 }
+
+// NewStandby starts a streaming standby of primary for one test (see
+// Cluster.StartStandby); it is removed when the test ends.
+func NewStandby(tb testing.TB, primary *Cluster) *Cluster {
+	tb.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	s, err := primary.StartStandby(ctx)
+	if err != nil {
+		tb.Fatalf("%v", err)
+	}
+	tb.Cleanup(func() {
+		if err := s.Close(); err != nil {
+			tb.Errorf("pgtest: %v", err)
+		}
+	})
+	return s
+}

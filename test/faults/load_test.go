@@ -387,7 +387,23 @@ func (s seqCheck) String() string {
 // per client and user strictly increasing. It reports failures on t.
 func checkSequences(t testing.TB, ops []op) seqCheck {
 	t.Helper()
+	sc, problems := tallySequences(ops)
+	for i, p := range problems {
+		if i == 10 {
+			t.Errorf("... and %d more", len(problems)-i)
+			break
+		}
+		t.Error(p)
+	}
+	return sc
+}
+
+// tallySequences counts what checkSequences checks and describes each
+// problem, without reporting: a test that shows the repeats a fault causes
+// when nothing prevents them expects some.
+func tallySequences(ops []op) (seqCheck, []string) {
 	sc := seqCheck{byUser: map[string][]uint64{}}
+	var problems []string
 	seen := map[string]map[uint64]int{} // user -> seq -> worker
 	last := map[[2]string]uint64{}      // (worker, user) -> last seq
 	for _, o := range ops {
@@ -395,7 +411,7 @@ func checkSequences(t testing.TB, ops []op) seqCheck {
 			continue
 		}
 		if o.seq == 0 {
-			t.Errorf("worker %d, user %s: a 200 without a sequence", o.worker, o.user)
+			problems = append(problems, fmt.Sprintf("worker %d, user %s: a 200 without a sequence", o.worker, o.user))
 			continue
 		}
 		sc.values++
@@ -404,17 +420,13 @@ func checkSequences(t testing.TB, ops []op) seqCheck {
 		}
 		if w, dup := seen[o.user][o.seq]; dup {
 			sc.repeats++
-			if sc.repeats <= 5 {
-				t.Errorf("user %s: sequence %d handed out twice (workers %d and %d)", o.user, o.seq, w, o.worker)
-			}
+			problems = append(problems, fmt.Sprintf("user %s: sequence %d handed out twice (workers %d and %d)", o.user, o.seq, w, o.worker))
 		}
 		seen[o.user][o.seq] = o.worker
 		k := [2]string{strconv.Itoa(o.worker), o.user}
 		if prev, ok := last[k]; ok && o.seq <= prev {
 			sc.backwards++
-			if sc.backwards <= 5 {
-				t.Errorf("worker %d, user %s: sequence %d after %d", o.worker, o.user, o.seq, prev)
-			}
+			problems = append(problems, fmt.Sprintf("worker %d, user %s: sequence %d after %d", o.worker, o.user, o.seq, prev))
 		}
 		last[k] = o.seq
 		sc.byUser[o.user] = append(sc.byUser[o.user], o.seq)
@@ -422,7 +434,7 @@ func checkSequences(t testing.TB, ops []op) seqCheck {
 	for _, v := range sc.byUser {
 		slices.Sort(v)
 	}
-	return sc
+	return sc, problems
 }
 
 // checkCommitted compares the sequences received with the store's committed

@@ -166,6 +166,9 @@ type serverConfig struct {
 	PerIP       string // rate_limits.per_ip; default off
 	HS256IdP    string // non-empty: an HS256 identity provider with this secret
 	LogLevel    string // default warn
+	// ClockFloor is sequence.clock_floor. Off unless set: the tests that
+	// count gaps compare the numbers received with the store's highs.
+	ClockFloor bool
 }
 
 // server is one authserver process (and its restarts) with fixed ports and
@@ -227,6 +230,7 @@ func (f *fixture) newServer(name string, sc serverConfig) *server {
 	}
 	fmt.Fprintf(&b, "rate_limits:\n  per_user: \"0\"\n  per_ip: %q\n  per_api_key: \"0\"\n", perIP)
 	fmt.Fprintf(&b, "log:\n  format: json\n  level: %s\n", level)
+	fmt.Fprintf(&b, "sequence:\n  clock_floor: %t\n", sc.ClockFloor)
 	writeFile(t, s.cfgPath, b.String())
 	t.Cleanup(func() {
 		s.mu.Lock()

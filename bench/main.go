@@ -13,6 +13,8 @@
 //	c        signature, many users, Postgres: group commit vs sequence.disable_group_commit
 //	d        signature, one hot user, Postgres: group commit vs disable_group_commit
 //	e        signature, many users, embedded store (no comparison)
+//	cf, ef   c's and e's load with sequence.clock_floor on (the default) vs off
+//	         (not run by default: go run ./bench c e cf ef)
 //	f        new TLS connection per request (resumption on): authserver JWT vs a bare net/http TLS server
 //	g        mixed 90% JWT / 10% signature, Postgres group commit, vs baseline (JWT only)
 //	startup  exec to /readyz 200 with the embedded store, median of -startup-runs
@@ -103,7 +105,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.StringVar(&o.jsonFile, "json-file", "", "also write the JSON report to this file")
 	fs.BoolVar(&o.keep, "keep", false, "keep the temporary directory (binaries, configs, server logs)")
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: go run ./bench [flags] [a b c d e f g startup]")
+		fmt.Fprintln(stderr, "usage: go run ./bench [flags] [a b c d e f g cf ef startup]")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -124,7 +126,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	for _, s := range o.Scenarios {
 		if _, ok := scenarios[s]; !ok && s != "startup" {
-			return fmt.Errorf("unknown scenario %q (want a b c d e f g startup)", s)
+			return fmt.Errorf("unknown scenario %q (want a b c d e f g cf ef startup)", s)
 		}
 	}
 	o.GoVersion, o.CPUs = runtime.Version(), runtime.NumCPU()
@@ -235,7 +237,7 @@ type scenario struct {
 }
 
 func (s scenario) needsPG() bool {
-	pg := func(k serverKind) bool { return k == authPG || k == authPGNoGC }
+	pg := func(k serverKind) bool { return k == authPG || k == authPGNoGC || k == authPGNoFloor }
 	return pg(s.A.Server) || s.B != nil && pg(s.B.Server)
 }
 
@@ -261,6 +263,12 @@ var scenarios = map[string]scenario{
 		Ratio: "group commit/none"},
 	"e": {ID: "e", Title: "signature, many users, embedded store",
 		A: side{"authserver bolt", authBolt, loadSigMany}},
+	"cf": {ID: "cf", Title: "signature, many users, Postgres: sequence.clock_floor on vs off",
+		A: side{"clock floor on", authPG, loadSigMany}, B: &side{"clock floor off", authPGNoFloor, loadSigMany},
+		Ratio: "floor on/off"},
+	"ef": {ID: "ef", Title: "signature, many users, embedded store: sequence.clock_floor on vs off",
+		A: side{"clock floor on", authBolt, loadSigMany}, B: &side{"clock floor off", authBoltNoFloor, loadSigMany},
+		Ratio: "floor on/off"},
 	"f": {ID: "f", Title: "new TLS connection per request (resumption on)",
 		A: side{"authserver JWT", authBolt, loadNewConn}, B: &side{"bare TLS server", baselineBare, loadNewConn},
 		Ratio: "authserver/bare"},

@@ -108,12 +108,14 @@ func moduleRoot(ctx context.Context) (string, error) {
 type serverKind string
 
 const (
-	baselineJWT  serverKind = "baseline"         // bench/baseline -mode jwt
-	baselineBare serverKind = "bare-tls"         // bench/baseline -mode bare
-	authBolt     serverKind = "authserver"       // embedded store
-	authPG       serverKind = "authserver-pg"    // Postgres, group commit (the default)
-	authPGNoGC   serverKind = "authserver-pg-1"  // Postgres, sequence.disable_group_commit: true
-	authOther    serverKind = "authserver-other" // the -other binary, embedded store
+	baselineJWT     serverKind = "baseline"              // bench/baseline -mode jwt
+	baselineBare    serverKind = "bare-tls"              // bench/baseline -mode bare
+	authBolt        serverKind = "authserver"            // embedded store (clock floor on: the default)
+	authBoltNoFloor serverKind = "authserver-nofloor"    // embedded store, sequence.clock_floor: false
+	authPG          serverKind = "authserver-pg"         // Postgres, group commit and clock floor (the defaults)
+	authPGNoFloor   serverKind = "authserver-pg-nofloor" // Postgres, sequence.clock_floor: false
+	authPGNoGC      serverKind = "authserver-pg-1"       // Postgres, sequence.disable_group_commit: true
+	authOther       serverKind = "authserver-other"      // the -other binary, embedded store
 )
 
 func (k serverKind) isAuthserver() bool { return strings.HasPrefix(string(k), "authserver") }
@@ -226,7 +228,7 @@ func (e *env) authConfig(kind serverKind, port, adminPort int, o startOptions, n
 	fmt.Fprintf(&b, "listen: 127.0.0.1:%d\nadmin_listen: 127.0.0.1:%d\n", port, adminPort)
 	fmt.Fprintf(&b, "tls: {cert_file: %q, key_file: %q}\n", e.certFile, e.keyFile)
 	switch kind {
-	case authBolt, authOther:
+	case authBolt, authBoltNoFloor, authOther:
 		dir := o.dataDir
 		if dir == "" {
 			dir = filepath.Join(e.dir, name+"-data")
@@ -243,8 +245,11 @@ func (e *env) authConfig(kind serverKind, port, adminPort int, o startOptions, n
 	b.WriteString("rate_limits: {per_user: \"1000000/s\", per_ip: \"1000000/s\", per_api_key: \"1000000/s\"}\n")
 	fmt.Fprintf(&b, "log: {format: json, level: %s}\n", e.authLogLevel)
 	fmt.Fprintf(&b, "pprof: %t\n", e.pprof)
-	if kind == authPGNoGC {
+	switch kind {
+	case authPGNoGC:
 		b.WriteString("sequence: {disable_group_commit: true}\n")
+	case authPGNoFloor, authBoltNoFloor:
+		b.WriteString("sequence: {clock_floor: false}\n")
 	}
 	return b.Bytes()
 }

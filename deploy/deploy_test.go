@@ -1653,12 +1653,16 @@ func TestDeployedServerMetrics(t *testing.T) {
 		t.Errorf("the token verifies with the second secret of the file: the first line should sign")
 	}
 
-	// A legacy signature, committed in Postgres.
+	// A legacy signature, committed in Postgres. The deployed config keeps
+	// the default sequence.clock_floor: the sequence is at least the time
+	// of the request in microseconds, exact in JSON's float64.
+	before := time.Now().UnixMicro()
 	code, sig := s.post(t, "/v1/registration-signatures", s.apiKey, `{"userId":"alice"}`)
-	if code != 200 || sig["sequence"] != float64(1) {
-		t.Fatalf("registration signature: %d %v", code, sig)
+	seq, _ := sig["sequence"].(float64)
+	if code != 200 || seq < float64(before) || seq >= 1<<53 {
+		t.Fatalf("registration signature: %d %v, want a sequence of at least %d (the clock floor)", code, sig, before)
 	}
-	h := sha1.Sum([]byte("alice" + s.appKey + "1" + s.secrets[0]))
+	h := sha1.Sum([]byte("alice" + s.appKey + strconv.FormatInt(int64(seq), 10) + s.secrets[0]))
 	if sig["signature"] != base64.StdEncoding.EncodeToString(h[:]) {
 		t.Errorf("signature %v is not made with the first secret of the file", sig["signature"])
 	}

@@ -10,6 +10,13 @@
 //
 // Two stores implement this: Postgres, for any number of replicas sharing a
 // database, and Bolt, an embedded file for a single node.
+//
+// Those rules hold while the store keeps what it committed. A Floor (see
+// ClockFloor) extends them to a store that lost its last commits (a
+// failover to a standby that lagged, a restored backup, a lost file): every
+// number is then also at least the time in microseconds. And the Bolt store
+// refuses to start over silently on a file that is missing, empty,
+// truncated, damaged, replaced or older than it was (guard.go).
 package sequence
 
 import (
@@ -25,7 +32,8 @@ import (
 type Store interface {
 	// Next returns the next sequence number of user in application app: 1
 	// the first time, then greater than every number returned before for
-	// the same pair, by any replica. The number is durably committed before
+	// the same pair, by any replica. With a Floor, it is also at least the
+	// floor (the time in microseconds, for ClockFloor). The number is durably committed before
 	// it is returned. Errors from the store are wrapped in ErrUnavailable.
 	Next(ctx context.Context, app, user string) (uint64, error)
 

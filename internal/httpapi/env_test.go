@@ -228,6 +228,7 @@ func mustAuthWith(tb testing.TB, cfg *config.Config, vo auth.VerifierOptions) (*
 		ps[i] = auth.Provider{
 			Issuer: p.Issuer, JWKSURL: p.JWKSURL, HS256Secret: p.HS256Secret, Audience: p.Audience,
 			UserIDClaim: p.UserIDClaim, Applications: p.Applications, Leeway: p.Leeway,
+			MaxTokenAge: p.MaxTokenAge, UnknownKIDRefreshInterval: p.UnknownKIDRefreshInterval,
 		}
 	}
 	v, err := auth.NewVerifier(context.Background(), ps, vo)

@@ -114,8 +114,11 @@ type RateLimits struct {
 	PerUser   string `yaml:"per_user"`
 	PerIP     string `yaml:"per_ip"`
 	PerAPIKey string `yaml:"per_api_key"`
+	// PerIPFailedAuth bounds failed authentications (401s) per client
+	// address; once spent, the address gets 429 before authenticating.
+	PerIPFailedAuth string `yaml:"per_ip_failed_auth"`
 
-	User, IP, APIKey Rate `yaml:"-"`
+	User, IP, APIKey, IPFailedAuth Rate `yaml:"-"`
 }
 
 // Rate is N requests per Period; N == 0 means unlimited.
@@ -165,7 +168,7 @@ func Defaults() Config {
 		Listen:      ":8443",
 		AdminListen: "127.0.0.1:9090",
 		DataDir:     "./data",
-		RateLimits:  RateLimits{PerUser: "10/m", PerIP: "300/m", PerAPIKey: "6000/m"},
+		RateLimits:  RateLimits{PerUser: "10/m", PerIP: "300/m", PerAPIKey: "6000/m", PerIPFailedAuth: "30/m"},
 		Log:         Log{Format: "json", Level: "info"},
 	}
 }
@@ -336,6 +339,9 @@ func (c *Config) Resolve(getenv func(string) string) error {
 	}
 	if c.RateLimits.APIKey, err = ParseRate(c.RateLimits.PerAPIKey); err != nil {
 		return errf("rate_limits.per_api_key", "%v", err)
+	}
+	if c.RateLimits.IPFailedAuth, err = ParseRate(c.RateLimits.PerIPFailedAuth); err != nil {
+		return errf("rate_limits.per_ip_failed_auth", "%v", err)
 	}
 	for i, o := range c.CORS.AllowedOrigins {
 		if o != "*" && !strings.HasPrefix(o, "https://") && !strings.HasPrefix(o, "http://") || strings.HasSuffix(o, "/") {

@@ -271,6 +271,7 @@ func TestLoadInvalid(t *testing.T) {
 		{name: "per_user rate from env", yaml: validYAML, env: map[string]string{"AUTHSERVER_RATE_LIMITS_PER_USER": "fast"}, key: "rate_limits.per_user"},
 		{name: "per_ip rate", yaml: validYAML + "rate_limits: {per_ip: -5/m}\n", key: "rate_limits.per_ip"},
 		{name: "per_api_key rate", yaml: validYAML + "rate_limits: {per_api_key: 100}\n", key: "rate_limits.per_api_key"},
+		{name: "per_ip_failed_auth rate", yaml: validYAML + "rate_limits: {per_ip_failed_auth: 3/d}\n", key: "rate_limits.per_ip_failed_auth"},
 		{name: "cors origin without scheme", yaml: validYAML + "cors: {allowed_origins: [app.example.com]}\n", key: "cors.allowed_origins[0]"},
 		{name: "cors origin with trailing slash", yaml: validYAML + "cors: {allowed_origins: [\"https://app.example.com/\"]}\n", key: "cors.allowed_origins[0]"},
 		{name: "cors origin from env", yaml: validYAML, env: map[string]string{"AUTHSERVER_CORS_ALLOWED_ORIGINS": "https://a.example.com, ftp://b.example.com"}, key: "cors.allowed_origins[1]"},

@@ -115,8 +115,15 @@ func TestTrustedProxies(t *testing.T) {
 			t.Errorf("rate_limited{scope=ip} moved by %v", d)
 		}
 		mustStatus(t, e.do(t, req{bearer: tok, header: xff("203.0.113.10")}), http.StatusOK)
-		// API-key callers are limited per key, not per IP.
-		mustStatus(t, e.do(t, req{apiKey: apiKeyAll, body: `{"userId":"alice"}`, header: xff("203.0.113.9")}), http.StatusOK)
+		// The per-IP limit applies before authentication: an exhausted
+		// address is refused whatever it sends.
+		mustProblem(t, e.do(t, req{apiKey: apiKeyAll, body: `{"userId":"alice"}`, header: xff("203.0.113.9")}), http.StatusTooManyRequests, "rate-limited")
+		// But API-key callers are limited per key: their requests do not
+		// spend the address's budget.
+		for range 5 {
+			mustStatus(t, e.do(t, req{apiKey: apiKeyAll, body: `{"userId":"alice"}`, header: xff("203.0.113.12")}), http.StatusOK)
+		}
+		mustStatus(t, e.do(t, req{bearer: tok, header: xff("203.0.113.12")}), http.StatusOK)
 	})
 	t.Run("without trusted proxies", func(t *testing.T) {
 		e := newEnv(t, envOpts{perIP: "2/h"})

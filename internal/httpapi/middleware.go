@@ -280,38 +280,55 @@ func securityHeaders(next http.Handler) http.Handler {
 // cors answers preflights and marks responses for allow-listed browser
 // origins. Requests without Origin (native apps, curl, backends) pass
 // untouched. API keys are for backends, so X-API-Key is not an allowed
-// browser header.
-func (s *Server) cors(next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		origin := r.Header.Get("Origin")
-		if origin == "" {
-			next.ServeHTTP(w, r)
-			return
-		}
-		h := w.Header()
-		h.Add("Vary", "Origin")
-		allowed := s.state().originAllowed(origin)
-		if r.Method == http.MethodOptions && r.Header.Get("Access-Control-Request-Method") != "" {
-			h.Add("Vary", "Access-Control-Request-Method")
-			h.Add("Vary", "Access-Control-Request-Headers")
+// browser header. A preflight for a path that does not exist is a 404, as
+// the request itself would be. routes is the router, to tell.
+func (s *Server) cors(routes chi.Routes) func(http.Handler) http.Handler {
+	return func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			origin := r.Header.Get("Origin")
+			if origin == "" {
+				next.ServeHTTP(w, r)
+				return
+			}
+			h := w.Header()
+			h.Add("Vary", "Origin")
+			allowed := s.state().originAllowed(origin)
+			if r.Method == http.MethodOptions && r.Header.Get("Access-Control-Request-Method") != "" {
+				h.Add("Vary", "Access-Control-Request-Method")
+				h.Add("Vary", "Access-Control-Request-Headers")
+				if !routes.Match(chi.NewRouteContext(), http.MethodPost, r.URL.Path) &&
+					!routes.Match(chi.NewRouteContext(), http.MethodGet, r.URL.Path) {
+					notFound(s)(w, r)
+					return
+				}
+				if allowed {
+					h.Set("Access-Control-Allow-Origin", origin)
+					h.Set("Access-Control-Allow-Methods", "POST")
+					h.Set("Access-Control-Allow-Headers", "Authorization, Content-Type, X-Request-Id")
+					h.Set("Access-Control-Max-Age", "600")
+				}
+				w.WriteHeader(http.StatusNoContent)
+				return
+			}
 			if allowed {
 				h.Set("Access-Control-Allow-Origin", origin)
-				h.Set("Access-Control-Allow-Methods", "POST")
-				h.Set("Access-Control-Allow-Headers", "Authorization, Content-Type, X-Request-Id")
-				h.Set("Access-Control-Max-Age", "600")
+				// Browsers hide every other response header from scripts:
+				// a web client needs the challenge of a 401 and the wait
+				// of a 429 or 503.
+				h.Set("Access-Control-Expose-Headers", "X-Request-Id, Retry-After, WWW-Authenticate")
 			}
-			w.WriteHeader(http.StatusNoContent)
-			return
-		}
-		if allowed {
-			h.Set("Access-Control-Allow-Origin", origin)
-			h.Set("Access-Control-Expose-Headers", "X-Request-Id, Retry-After")
-		}
-		next.ServeHTTP(w, r)
-	})
+			next.ServeHTTP(w, r)
+		})
+	}
 }
 
+// originAllowed reports whether origin may call the API from a browser.
+// "null" never may, not even with "*": it is the origin of sandboxed
+// iframes, data: and file: pages, which anyone can create.
 func (st *State) originAllowed(origin string) bool {
+	if strings.EqualFold(origin, "null") {
+		return false
+	}
 	for _, o := range st.Config.CORS.AllowedOrigins {
 		if o == "*" || strings.EqualFold(o, origin) {
 			return true

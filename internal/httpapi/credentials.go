@@ -8,7 +8,6 @@ import (
 	"strings"
 	"time"
 
-
 	"github.com/authserver-dev/authserver/internal/auth"
 	"github.com/authserver-dev/authserver/internal/config"
 	"github.com/authserver-dev/authserver/internal/signer"

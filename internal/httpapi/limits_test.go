@@ -99,8 +99,10 @@ func TestFailedAuthBudget(t *testing.T) {
 // bucket shared by everybody.
 func TestClientIPFallbackBehindProxy(t *testing.T) {
 	e := newEnv(t, envOpts{trustedProxies: []string{"10.0.0.0/8"}, perIP: "2/h"})
+	tok := e.userToken("ES256", "alice")
 	send := func(peer string, xff []string) res {
-		hr := httptest.NewRequest(http.MethodGet, "/openapi.yaml", nil)
+		hr := httptest.NewRequest(http.MethodPost, "/v1/registration-tokens", nil)
+		hr.Header.Set("Authorization", "Bearer "+tok)
 		hr.RemoteAddr = peer + ":40000"
 		if xff != nil {
 			hr.Header["X-Forwarded-For"] = xff

@@ -331,9 +331,14 @@ func buildAuth(ctx context.Context, cfg *config.Config, m *metrics.Metrics, logg
 	}
 	ps := make([]auth.Provider, len(cfg.IdentityProviders))
 	for i, p := range cfg.IdentityProviders {
+		if u, key := p.InsecureURL(); u != "" {
+			logger.Warn("identity provider keys are fetched over plain http (allow_insecure_http is set): anyone on the path can forge identity tokens",
+				"issuer", p.Issuer, "key", key, "url", u)
+		}
 		ps[i] = auth.Provider{
 			Issuer: p.Issuer, JWKSURL: p.JWKSURL, HS256Secret: p.HS256Secret, Audience: p.Audience,
 			UserIDClaim: p.UserIDClaim, Applications: p.Applications, Leeway: p.Leeway,
+			MaxTokenAge: p.MaxTokenAge, UnknownKIDRefreshInterval: p.UnknownKIDRefreshInterval,
 		}
 	}
 	v, err := auth.NewVerifier(ctx, ps, auth.VerifierOptions{

@@ -17,6 +17,7 @@ const (
 	ReasonExpired             = "expired"
 	ReasonNotYetValid         = "not_yet_valid"
 	ReasonIssuedInFuture      = "issued_in_future"
+	ReasonTooOld              = "too_old"
 	ReasonBadIssuer           = "bad_issuer"
 	ReasonBadAudience         = "bad_audience"
 	ReasonUnknownKID          = "unknown_kid"

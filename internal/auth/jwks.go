@@ -140,7 +140,7 @@ func (v *Verifier) fetchKeys(p *provider) (*remoteKeys, string, error) {
 		Storage: kidMissStorage{
 			Storage:   st,
 			refresher: refresher,
-			limiter:   rate.NewLimiter(rate.Every(v.unknownKIDRate), 1),
+			limiter:   rate.NewLimiter(rate.Every(p.kidInterval), 1),
 		},
 		// Keys marked for encryption never verify signatures.
 		UseWhitelist: []jwkset.USE{jwkset.UseSig, ""},

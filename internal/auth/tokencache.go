@@ -184,7 +184,7 @@ func (c *tokenCache) clear() {
 // newCachedToken builds the entry of a token whose claims the provider's
 // parser has just validated: the times are read from the claims as the
 // validator read them, so a hit holds exactly when validation would.
-func newCachedToken(principal Principal, claims jwt.MapClaims, leeway time.Duration) cachedToken {
+func newCachedToken(principal Principal, claims jwt.MapClaims, leeway, maxAge time.Duration) cachedToken {
 	exp, err0 := claims.GetExpirationTime()
 	nbf, err1 := claims.GetNotBefore()
 	iat, err2 := claims.GetIssuedAt()
@@ -194,6 +194,9 @@ func newCachedToken(principal Principal, claims jwt.MapClaims, leeway time.Durat
 		return cachedToken{}
 	}
 	e := cachedToken{principal: principal, expires: exp.Add(leeway)}
+	if iat != nil && iat.Add(maxAge+leeway).Before(e.expires) {
+		e.expires = iat.Add(maxAge + leeway) // the token's age limit comes first
+	}
 	for _, t := range [...]*jwt.NumericDate{nbf, iat} {
 		if t != nil && t.Add(-leeway).After(e.notBefore) {
 			e.notBefore = t.Add(-leeway)

@@ -22,7 +22,8 @@ import (
 const (
 	defaultLeeway              = 60 * time.Second
 	defaultRefreshInterval     = 10 * time.Minute
-	defaultUnknownKIDRateLimit = 5 * time.Minute
+	defaultUnknownKIDRateLimit = 15 * time.Second
+	defaultMaxTokenAge         = 24 * time.Hour
 	defaultUserIDClaim         = "sub"
 
 	// maxTokenLen bounds the work an unauthenticated caller can cause.
@@ -63,6 +64,16 @@ type Provider struct {
 	// Leeway is the clock skew allowed on exp, nbf and iat; zero means the
 	// default, 60 s.
 	Leeway time.Duration
+	// MaxTokenAge is the oldest a token may be, counted from its "iat":
+	// a token is refused once iat + MaxTokenAge (+ Leeway) has passed,
+	// whatever its "exp" says, and a token without iat is refused. Zero
+	// means the default, 24 hours.
+	MaxTokenAge time.Duration
+	// UnknownKIDRefreshInterval is the least time between two JWK Set
+	// fetches caused by tokens with an unknown key id (a key rotation
+	// becomes usable at most this long after a junk token spent the fetch).
+	// Zero means VerifierOptions.UnknownKIDRateLimit.
+	UnknownKIDRefreshInterval time.Duration
 }
 
 // VerifierOptions are the dependencies and tuning of a Verifier. The zero
@@ -77,9 +88,12 @@ type VerifierOptions struct {
 	// default 10 minutes.
 	RefreshInterval time.Duration
 	// UnknownKIDRateLimit is the least time between two JWK Set fetches
-	// caused by tokens with an unknown key id, per provider; default 5
-	// minutes. Such a fetch happens at once when allowed, else the token is
-	// refused at once: a request never waits for the rate limiter.
+	// caused by tokens with an unknown key id, per provider, for providers
+	// that do not set their own; default 15 seconds. Such a fetch happens at
+	// once when allowed, else the token is refused at once: a request never
+	// waits for the rate limiter. Only a token that passed every check but
+	// the signature (issuer, algorithm, signature size, audience, time
+	// claims) may cause one.
 	UnknownKIDRateLimit time.Duration
 	// OnRefresh, when set, is called after every attempt to load a
 	// provider's keys (discovery, first fetch, background or unknown-kid
@@ -122,8 +136,12 @@ type provider struct {
 	userIDClaim string
 	apps        []string
 	leeway      time.Duration
+	maxAge      time.Duration
+	kidInterval time.Duration // least time between unknown-kid fetches
 	methods     []string
 	parser      *jwt.Parser
+	validator   *jwt.Validator // the parser's claim checks, run before any key lookup
+	now         func() time.Time
 	hmacKeyfunc jwt.Keyfunc // shared-secret providers only
 
 	keys atomic.Pointer[remoteKeys] // JWK Set providers: nil until loaded
@@ -165,7 +183,7 @@ func NewVerifier(ctx context.Context, providers []Provider, opts VerifierOptions
 		v.logger = slog.New(slog.DiscardHandler)
 	}
 	for i, cfg := range providers {
-		p, err := newProvider(cfg, now)
+		p, err := newProvider(cfg, now, v.unknownKIDRate)
 		if err != nil {
 			return nil, fmt.Errorf("auth: identity provider #%d (%q): %w", i+1, cfg.Issuer, err)
 		}
@@ -189,7 +207,7 @@ func NewVerifier(ctx context.Context, providers []Provider, opts VerifierOptions
 	return v, nil
 }
 
-func newProvider(cfg Provider, now func() time.Time) (*provider, error) {
+func newProvider(cfg Provider, now func() time.Time, kidInterval time.Duration) (*provider, error) {
 	if cfg.Issuer == "" {
 		return nil, errors.New("issuer is required")
 	}
@@ -202,12 +220,17 @@ func newProvider(cfg Provider, now func() time.Time) (*provider, error) {
 	if cfg.Leeway < 0 {
 		return nil, errors.New("leeway must not be negative")
 	}
+	if cfg.MaxTokenAge < 0 || cfg.UnknownKIDRefreshInterval < 0 {
+		return nil, errors.New("max token age and unknown-kid refresh interval must not be negative")
+	}
 	p := &provider{
 		issuer:      cfg.Issuer,
 		jwksURL:     cfg.JWKSURL,
 		userIDClaim: cmp.Or(cfg.UserIDClaim, defaultUserIDClaim),
 		apps:        cloneApplications(cfg.Applications),
 		leeway:      cmp.Or(cfg.Leeway, defaultLeeway),
+		maxAge:      cmp.Or(cfg.MaxTokenAge, defaultMaxTokenAge),
+		kidInterval: cmp.Or(cfg.UnknownKIDRefreshInterval, kidInterval),
 		methods:     jwksMethods(),
 	}
 	switch {
@@ -230,7 +253,7 @@ func newProvider(cfg Provider, now func() time.Time) (*provider, error) {
 			return nil, fmt.Errorf("issuer is used for OpenID Connect discovery (no JWKS URL or HS256 secret set): %w", err)
 		}
 	}
-	p.parser = jwt.NewParser(
+	opts := []jwt.ParserOption{
 		jwt.WithValidMethods(p.methods),
 		jwt.WithIssuer(p.issuer),
 		jwt.WithAudience(cfg.Audience),
@@ -238,7 +261,10 @@ func newProvider(cfg Provider, now func() time.Time) (*provider, error) {
 		jwt.WithIssuedAt(),
 		jwt.WithLeeway(p.leeway),
 		jwt.WithTimeFunc(now),
-	)
+	}
+	p.parser = jwt.NewParser(opts...)
+	p.validator = jwt.NewValidator(opts...)
+	p.now = now
 	return p, nil
 }
 
@@ -289,8 +315,22 @@ func (v *Verifier) verify(ctx context.Context, rawToken string) (Principal, cach
 		}
 		keyFunc = rk.kf.KeyfuncCtx(ctx)
 	}
+	// The claims and the signature's size are checked before any key is
+	// looked up, so that a token which could not be this provider's (or is
+	// expired, too old, for another audience) never spends the provider's
+	// unknown-kid fetch.
+	var early *TokenError
+	checked := func(tok *jwt.Token) (any, error) {
+		if early = p.precheck(tok, u.alg); early != nil {
+			return nil, early
+		}
+		return keyFunc(tok)
+	}
 	claims := jwt.MapClaims{}
-	if _, err := p.parser.ParseWithClaims(rawToken, claims, keyFunc); err != nil {
+	if _, err := p.parser.ParseWithClaims(rawToken, claims, checked); err != nil {
+		if early != nil {
+			return Principal{}, cachedToken{}, early
+		}
 		te := classify(err, claims)
 		if !u.hasKID && te.Reason == ReasonBadAlgorithm {
 			// Without a kid, keyfunc offers every key of the set, each is
@@ -307,9 +347,46 @@ func (v *Verifier) verify(ctx context.Context, rawToken string) (Principal, cach
 	principal := Principal{Kind: KindUser, Name: p.issuer, UserID: userID, Applications: p.apps}
 	var entry cachedToken
 	if v.tokens != nil {
-		entry = newCachedToken(principal, claims, p.leeway)
+		entry = newCachedToken(principal, claims, p.leeway, p.maxAge)
 	}
 	return principal, entry, nil
+}
+
+// precheck runs, before the key lookup, the checks that need no key: the
+// claims (as the parser would check them after the signature), the token's
+// age, and a signature size the algorithm can produce.
+func (p *provider) precheck(tok *jwt.Token, alg string) *TokenError {
+	claims, _ := tok.Claims.(jwt.MapClaims)
+	if err := p.validator.Validate(claims); err != nil {
+		return classify(err, claims)
+	}
+	iat, err := claims.GetIssuedAt()
+	if err != nil || iat == nil {
+		return tokenError(ReasonMalformed, "the token has no issue time (iat)", err)
+	}
+	if p.now().Sub(iat.Time) > p.maxAge+p.leeway {
+		return tokenError(ReasonTooOld, "the token is older than this service accepts (iat)", nil)
+	}
+	if !signatureSizeFits(alg, len(tok.Signature)) {
+		return tokenError(ReasonBadSignature, "the token's signature is invalid", nil)
+	}
+	return nil
+}
+
+// signatureSizeFits reports whether a signature of n bytes can come from alg:
+// fixed sizes for ECDSA and EdDSA (RFC 7518 §3.4, RFC 8037), at least a
+// 2048-bit modulus for RSA, 32 bytes for HS256.
+func signatureSizeFits(alg string, n int) bool {
+	switch alg {
+	case "ES256", "EdDSA":
+		return n == 64
+	case "ES384":
+		return n == 96
+	case "HS256":
+		return n == 32
+	default: // RS*, PS*
+		return n >= 256 && n <= 1024
+	}
 }
 
 // unverified is what Verify reads from a token before verifying it.

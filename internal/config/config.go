@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"net/netip"
+	"net/url"
 	"os"
 	"reflect"
 	"strconv"
@@ -89,6 +90,15 @@ type IdentityProvider struct {
 	UserIDClaim     string        `yaml:"user_id_claim"`
 	Applications    []string      `yaml:"applications"`
 	Leeway          time.Duration `yaml:"leeway"`
+	// MaxTokenAge refuses tokens older than this from their iat (and
+	// tokens without iat); default 24h.
+	MaxTokenAge time.Duration `yaml:"max_token_age"`
+	// UnknownKIDRefreshInterval is the least time between two JWK Set
+	// fetches caused by unknown key ids; default 15s.
+	UnknownKIDRefreshInterval time.Duration `yaml:"unknown_kid_refresh_interval"`
+	// AllowInsecureHTTP allows an issuer or jwks_url over plain http:// to a
+	// host other than loopback (serve warns).
+	AllowInsecureHTTP bool `yaml:"allow_insecure_http"`
 
 	// HS256Secret is the resolved shared secret of an HS256 provider.
 	HS256Secret []byte `yaml:"-"`
@@ -107,8 +117,11 @@ type RateLimits struct {
 	PerUser   string `yaml:"per_user"`
 	PerIP     string `yaml:"per_ip"`
 	PerAPIKey string `yaml:"per_api_key"`
+	// PerIPFailedAuth bounds failed authentications (401s) per client
+	// address; once spent, the address gets 429 before authenticating.
+	PerIPFailedAuth string `yaml:"per_ip_failed_auth"`
 
-	User, IP, APIKey Rate `yaml:"-"`
+	User, IP, APIKey, IPFailedAuth Rate `yaml:"-"`
 }
 
 // Rate is N requests per Period; N == 0 means unlimited.
@@ -162,7 +175,7 @@ func Defaults() Config {
 		Listen:      ":8443",
 		AdminListen: "127.0.0.1:9090",
 		DataDir:     "./data",
-		RateLimits:  RateLimits{PerUser: "10/m", PerIP: "300/m", PerAPIKey: "6000/m"},
+		RateLimits:  RateLimits{PerUser: "10/m", PerIP: "300/m", PerAPIKey: "6000/m", PerIPFailedAuth: "30/m"},
 		Log:         Log{Format: "json", Level: "info"},
 		Sequence:    Sequence{ClockFloor: true},
 	}
@@ -334,6 +347,9 @@ func (c *Config) Resolve(getenv func(string) string) error {
 	}
 	if c.RateLimits.APIKey, err = ParseRate(c.RateLimits.PerAPIKey); err != nil {
 		return errf("rate_limits.per_api_key", "%v", err)
+	}
+	if c.RateLimits.IPFailedAuth, err = ParseRate(c.RateLimits.PerIPFailedAuth); err != nil {
+		return errf("rate_limits.per_ip_failed_auth", "%v", err)
 	}
 	for i, o := range c.CORS.AllowedOrigins {
 		if o != "*" && !strings.HasPrefix(o, "https://") && !strings.HasPrefix(o, "http://") || strings.HasSuffix(o, "/") {
@@ -514,11 +530,59 @@ func (c *Config) resolveProviders(getenv func(string) string) error {
 		if p.Leeway < 0 || p.Leeway > 5*time.Minute {
 			return errf(key+".leeway", "must be between 0 and 5m")
 		}
+		if p.MaxTokenAge == 0 {
+			p.MaxTokenAge = 24 * time.Hour
+		}
+		if p.MaxTokenAge < time.Minute || p.MaxTokenAge > 30*24*time.Hour {
+			return errf(key+".max_token_age", "must be between 1m and 720h")
+		}
+		if p.UnknownKIDRefreshInterval == 0 {
+			p.UnknownKIDRefreshInterval = 15 * time.Second
+		}
+		if p.UnknownKIDRefreshInterval < time.Second || p.UnknownKIDRefreshInterval > 5*time.Minute {
+			return errf(key+".unknown_kid_refresh_interval", "must be between 1s and 5m")
+		}
+		if u, field := p.InsecureURL(); u != "" && !p.AllowInsecureHTTP {
+			return errf(key+"."+field, "%q is plain http to a host other than loopback: keys fetched this way can be forged on the way; use https (or allow_insecure_http: true)", u)
+		}
 		if err := c.checkAppList(key+".applications", p.Applications); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// InsecureURL returns the URL keys are fetched from over plain http:// to a
+// host other than loopback, and its key (issuer or jwks_url); "" when none.
+// The issuer is fetched only for discovery (no jwks_url, no HS256 secret).
+func (p IdentityProvider) InsecureURL() (string, string) {
+	hs := p.HS256SecretEnv != "" || p.HS256SecretFile != ""
+	switch {
+	case hs:
+		return "", ""
+	case p.JWKSURL != "":
+		if plainRemote(p.JWKSURL) {
+			return p.JWKSURL, "jwks_url"
+		}
+	case plainRemote(p.Issuer):
+		return p.Issuer, "issuer"
+	}
+	return "", ""
+}
+
+// plainRemote reports whether raw is an http:// URL whose host is not
+// loopback (localhost or a loopback address).
+func plainRemote(raw string) bool {
+	u, err := url.Parse(raw)
+	if err != nil || !strings.EqualFold(u.Scheme, "http") {
+		return false
+	}
+	host := u.Hostname()
+	if strings.EqualFold(host, "localhost") {
+		return false
+	}
+	addr, err := netip.ParseAddr(host)
+	return err != nil || !addr.IsLoopback()
 }
 
 func (c *Config) checkAPIKeys() error {

@@ -259,6 +259,11 @@ func TestLoadInvalid(t *testing.T) {
 			env: map[string]string{"IDP_SECRET": hsLong}, key: "identity_providers[0]", want: "jwks_url"},
 		{name: "leeway too long", yaml: validYAML + "identity_providers:\n  - {issuer: https://idp.example.com/, audience: my-app, leeway: 6m}\n", key: "identity_providers[0].leeway"},
 		{name: "leeway negative", yaml: validYAML + "identity_providers:\n  - {issuer: https://idp.example.com/, audience: my-app, leeway: -1s}\n", key: "identity_providers[0].leeway"},
+		{name: "max token age too long", yaml: validYAML + "identity_providers:\n  - {issuer: https://idp.example.com/, audience: my-app, max_token_age: 1000h}\n", key: "identity_providers[0].max_token_age"},
+		{name: "unknown kid interval too short", yaml: validYAML + "identity_providers:\n  - {issuer: https://idp.example.com/, audience: my-app, unknown_kid_refresh_interval: 100ms}\n", key: "identity_providers[0].unknown_kid_refresh_interval"},
+		{name: "unknown kid interval too long", yaml: validYAML + "identity_providers:\n  - {issuer: https://idp.example.com/, audience: my-app, unknown_kid_refresh_interval: 10m}\n", key: "identity_providers[0].unknown_kid_refresh_interval"},
+		{name: "issuer over plain http", yaml: validYAML + "identity_providers:\n  - {issuer: http://idp.example.com/, audience: my-app}\n", key: "identity_providers[0].issuer", want: "allow_insecure_http"},
+		{name: "jwks_url over plain http", yaml: validYAML + "identity_providers:\n  - {issuer: https://idp.example.com/, audience: my-app, jwks_url: \"http://10.1.2.3/jwks\"}\n", key: "identity_providers[0].jwks_url", want: "allow_insecure_http"},
 		{name: "provider unknown application", yaml: validYAML + "identity_providers:\n  - {issuer: https://idp.example.com/, audience: my-app, applications: [" + appKey2 + "]}\n", key: "identity_providers[0].applications", want: appKey2},
 
 		// Rate limits, CORS, proxies, logs, sequence.
@@ -266,6 +271,7 @@ func TestLoadInvalid(t *testing.T) {
 		{name: "per_user rate from env", yaml: validYAML, env: map[string]string{"AUTHSERVER_RATE_LIMITS_PER_USER": "fast"}, key: "rate_limits.per_user"},
 		{name: "per_ip rate", yaml: validYAML + "rate_limits: {per_ip: -5/m}\n", key: "rate_limits.per_ip"},
 		{name: "per_api_key rate", yaml: validYAML + "rate_limits: {per_api_key: 100}\n", key: "rate_limits.per_api_key"},
+		{name: "per_ip_failed_auth rate", yaml: validYAML + "rate_limits: {per_ip_failed_auth: 3/d}\n", key: "rate_limits.per_ip_failed_auth"},
 		{name: "cors origin without scheme", yaml: validYAML + "cors: {allowed_origins: [app.example.com]}\n", key: "cors.allowed_origins[0]"},
 		{name: "cors origin with trailing slash", yaml: validYAML + "cors: {allowed_origins: [\"https://app.example.com/\"]}\n", key: "cors.allowed_origins[0]"},
 		{name: "cors origin from env", yaml: validYAML, env: map[string]string{"AUTHSERVER_CORS_ALLOWED_ORIGINS": "https://a.example.com, ftp://b.example.com"}, key: "cors.allowed_origins[1]"},
@@ -798,5 +804,27 @@ func TestEnvNames(t *testing.T) {
 			t.Errorf("%s / %s listed twice", name, key)
 		}
 		seenName[name], seenKey[key] = true, true
+	}
+}
+
+func TestProviderKeyFetching(t *testing.T) {
+	f := newFixture(t)
+	cfg := f.mustLoad(t, validYAML+`identity_providers:
+  - {issuer: https://idp.example.com/, audience: my-app}
+  - {issuer: "http://127.0.0.1:8080/realms/x", audience: my-app}
+  - {issuer: https://b.example.com/, jwks_url: "http://localhost:8080/jwks", audience: my-app}
+  - {issuer: http://idp.internal/, audience: my-app, allow_insecure_http: true, max_token_age: 1h, unknown_kid_refresh_interval: 30s}
+`, nil)
+	p := cfg.IdentityProviders
+	if p[0].MaxTokenAge != 24*time.Hour || p[0].UnknownKIDRefreshInterval != 15*time.Second {
+		t.Errorf("defaults: max_token_age %v, unknown_kid_refresh_interval %v", p[0].MaxTokenAge, p[0].UnknownKIDRefreshInterval)
+	}
+	for i, want := range []string{"", "", "", "http://idp.internal/"} {
+		if got, _ := p[i].InsecureURL(); got != want {
+			t.Errorf("provider %d: InsecureURL %q, want %q", i, got, want)
+		}
+	}
+	if p[3].MaxTokenAge != time.Hour || p[3].UnknownKIDRefreshInterval != 30*time.Second || !p[3].AllowInsecureHTTP {
+		t.Errorf("provider 3 = %+v", p[3])
 	}
 }

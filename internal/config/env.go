@@ -54,6 +54,7 @@ var envVars = []envVar{
 	{"AUTHSERVER_RATE_LIMITS_PER_USER", "rate_limits.per_user", str(func(c *Config) *string { return &c.RateLimits.PerUser })},
 	{"AUTHSERVER_RATE_LIMITS_PER_IP", "rate_limits.per_ip", str(func(c *Config) *string { return &c.RateLimits.PerIP })},
 	{"AUTHSERVER_RATE_LIMITS_PER_API_KEY", "rate_limits.per_api_key", str(func(c *Config) *string { return &c.RateLimits.PerAPIKey })},
+	{"AUTHSERVER_RATE_LIMITS_PER_IP_FAILED_AUTH", "rate_limits.per_ip_failed_auth", str(func(c *Config) *string { return &c.RateLimits.PerIPFailedAuth })},
 	{"AUTHSERVER_CORS_ALLOWED_ORIGINS", "cors.allowed_origins", list(func(c *Config) *[]string { return &c.CORS.AllowedOrigins })},
 	{"AUTHSERVER_TRUSTED_PROXIES", "trusted_proxies", list(func(c *Config) *[]string { return &c.TrustedProxies })},
 	{"AUTHSERVER_LOG_FORMAT", "log.format", str(func(c *Config) *string { return &c.Log.Format })},

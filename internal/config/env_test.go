@@ -25,6 +25,7 @@ func TestApplyEnv(t *testing.T) {
 		{"AUTHSERVER_RATE_LIMITS_PER_USER", "1/s", func(c *config.Config) bool { return c.RateLimits.PerUser == "1/s" }},
 		{"AUTHSERVER_RATE_LIMITS_PER_IP", "off", func(c *config.Config) bool { return c.RateLimits.PerIP == "off" }},
 		{"AUTHSERVER_RATE_LIMITS_PER_API_KEY", "100/h", func(c *config.Config) bool { return c.RateLimits.PerAPIKey == "100/h" }},
+		{"AUTHSERVER_RATE_LIMITS_PER_IP_FAILED_AUTH", "5/m", func(c *config.Config) bool { return c.RateLimits.PerIPFailedAuth == "5/m" }},
 		{"AUTHSERVER_CORS_ALLOWED_ORIGINS", "https://a.example.com, https://b.example.com", func(c *config.Config) bool {
 			return slices.Equal(c.CORS.AllowedOrigins, []string{"https://a.example.com", "https://b.example.com"})
 		}},

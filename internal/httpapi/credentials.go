@@ -6,8 +6,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
-
-	"github.com/go-chi/httprate"
+	"time"
 
 	"github.com/authserver-dev/authserver/internal/auth"
 	"github.com/authserver-dev/authserver/internal/config"
@@ -80,30 +79,52 @@ func (s *Server) audit(r *http.Request, c *call, outcome string, ae *apiError) {
 }
 
 // authenticate finds the caller: an API key (trusted backend) or a bearer
-// identity token (end user), never both.
+// identity token (end user), never both. The per-IP limit has already been
+// applied (limitIP); a client address that has used up its failed-
+// authentication budget is refused before its credentials are looked at, and
+// every 401 spends from that budget.
 func (s *Server) authenticate(w http.ResponseWriter, r *http.Request, c *call) error {
-	key, hasKey := r.Header["X-Api-Key"]
-	authz := r.Header.Get("Authorization")
+	ip := clientIP(r)
+	if l := c.st.failLimit; l != nil {
+		if spent, retry := l.exhausted(ip); spent {
+			return s.rateLimited("failed_auth", "failed authentications from this address", retry)
+		}
+	}
+	err := s.identify(w, r, c)
+	if err != nil && c.st.failLimit != nil && classify(err).status == http.StatusUnauthorized {
+		c.st.failLimit.spend(ip)
+	}
+	return err
+}
+
+// identify checks the request's one credential.
+func (s *Server) identify(w http.ResponseWriter, r *http.Request, c *call) error {
+	keys, hasKey := r.Header["X-Api-Key"]
+	authzs := r.Header["Authorization"]
+	authz := firstValue(authzs)
 	switch {
-	case hasKey && authz != "":
+	case len(keys) > 1 || len(authzs) > 1:
+		// A proxy and a client may each add one; which one counts must not
+		// depend on who reads the header.
+		s.m.AuthFailures.WithLabelValues("ambiguous_credentials").Inc()
+		return badRequest("send one X-API-Key or one Authorization header, not several")
+	case hasKey && len(authzs) > 0:
 		s.m.AuthFailures.WithLabelValues("ambiguous_credentials").Inc()
 		return badRequest("send either X-API-Key or Authorization, not both")
 	case hasKey:
-		p, err := c.st.APIKeys.Authenticate(firstValue(key))
+		p, err := c.st.APIKeys.Authenticate(firstValue(keys))
 		if err != nil {
 			s.m.AuthFailures.WithLabelValues("invalid_api_key").Inc()
 			return err
 		}
 		c.principal = p
-		return s.limit(w, r, c.st.keyLimit, "api_key", p.Name)
+		// Backends are limited per key, not per address: give back what
+		// limitIP took.
+		refundIP(r)
+		return s.limit(c.st.keyLimit, "api_key", p.Name)
 	case authz == "":
 		s.m.AuthFailures.WithLabelValues("missing_credentials").Inc()
 		return unauthenticated("send Authorization: Bearer <identity token>, or X-API-Key from a trusted backend", bearerChallenge("", ""))
-	}
-	// Bearer tokens are checked per client IP first: verifying costs a
-	// signature check, and unauthenticated floods come from somewhere.
-	if err := s.limit(w, r, c.st.ipLimit, "ip", clientIP(r)); err != nil {
-		return err
 	}
 	scheme, token, ok := strings.Cut(authz, " ")
 	token = strings.TrimSpace(token)
@@ -136,17 +157,25 @@ func firstValue(v []string) string {
 	return v[0]
 }
 
-// limit applies one rate limiter; nil means that limit is off.
-func (s *Server) limit(w http.ResponseWriter, r *http.Request, l *httprate.RateLimiter, scope, key string) error {
-	if l == nil || !l.OnLimit(w, r, scope+":"+key) {
+// limit spends one request of key's budget in l; nil means that limit is off.
+func (s *Server) limit(l *keyedLimiter, scope, key string) error {
+	if l == nil {
 		return nil
 	}
-	s.m.RateLimited.WithLabelValues(scope).Inc()
-	e := newError(http.StatusTooManyRequests, "rate-limited", "Too many requests", "the "+scope+" rate limit is reached; retry after the Retry-After seconds")
-	if w.Header().Get("Retry-After") == "" {
-		e = e.with("Retry-After", "1")
+	ok, retry := l.allow(key)
+	if ok {
+		return nil
 	}
-	return e
+	return s.rateLimited(scope, "the "+scope+" rate limit", retry)
+}
+
+// rateLimited is the 429 answer for scope (the metric label), with the
+// whole seconds until the budget has room again in Retry-After.
+func (s *Server) rateLimited(scope, what string, retry time.Duration) error {
+	s.m.RateLimited.WithLabelValues(scope).Inc()
+	return newError(http.StatusTooManyRequests, "rate-limited", "Too many requests",
+		what+" is reached; retry after the Retry-After seconds").
+		with("Retry-After", strconv.Itoa(retryAfterSeconds(retry)))
 }
 
 // resolve settles the application and the user of a credential request and

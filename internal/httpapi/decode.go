@@ -8,7 +8,10 @@ import (
 	"io"
 	"mime"
 	"net/http"
+	"reflect"
+	"slices"
 	"strconv"
+	"strings"
 )
 
 // MaxBodyBytes caps request bodies; credential requests are a few fields.
@@ -40,11 +43,25 @@ func decode[T validator](w http.ResponseWriter, r *http.Request, v T) error {
 		return newError(http.StatusUnsupportedMediaType, "unsupported-media-type", "Unsupported media type",
 			"send the body as application/json").with("Accept-Post", "application/json")
 	}
-	if f, ok := any(v).(flatObject); ok {
+	if err := decodeJSON(data, v); err != nil {
+		return err
+	}
+	return v.Valid()
+}
+
+// decodeJSON decodes one JSON object into v, strictly: every member name
+// exactly one of v's JSON field names (no case variants, which encoding/json
+// would accept), no name twice (encoding/json would keep the last), no
+// trailing data. A credential request must mean one thing to every reader.
+func decodeJSON(data []byte, v any) error {
+	if f, ok := v.(flatObject); ok {
 		var buf [maxFlatMembers]member
-		if ms, ok := scanFlatObject(data, buf[:0]); ok && f.setMembers(ms) {
-			return v.Valid()
+		if ms, ok := scanFlatObject(data, buf[:0]); ok && distinctNames(ms) && f.setMembers(ms) {
+			return nil
 		}
+	}
+	if err := checkMembers(data, v); err != nil {
+		return err
 	}
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()
@@ -57,7 +74,77 @@ func decode[T validator](w http.ResponseWriter, r *http.Request, v T) error {
 	if _, err := dec.Token(); err != io.EOF {
 		return badRequest("the body must hold exactly one JSON object")
 	}
-	return v.Valid()
+	return nil
+}
+
+// distinctNames reports whether no member name repeats (ms is short).
+func distinctNames(ms []member) bool {
+	for i := range ms {
+		for j := range i {
+			if ms[i].name == ms[j].name {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// checkMembers refuses a top-level object whose member names are not exactly
+// v's JSON field names or repeat. Anything it cannot read (syntax errors, a
+// body that is not an object) is left to encoding/json to report.
+func checkMembers(data []byte, v any) error {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	if t, err := dec.Token(); err != nil || t != json.Delim('{') {
+		return nil
+	}
+	names := jsonNames(v)
+	seen := make(map[string]bool, len(names))
+	for dec.More() {
+		t, err := dec.Token()
+		if err != nil {
+			return nil
+		}
+		name, _ := t.(string)
+		if len(name) > 64 {
+			name = name[:64]
+		}
+		if !slices.Contains(names, name) {
+			for _, n := range names {
+				if strings.EqualFold(n, name) {
+					return badField(name, "unknown field (names are case-sensitive: "+n+")")
+				}
+			}
+			return badField(name, "unknown field")
+		}
+		if seen[name] {
+			return badField(name, "appears twice")
+		}
+		seen[name] = true
+		var skip json.RawMessage
+		if err := dec.Decode(&skip); err != nil {
+			return nil
+		}
+	}
+	return nil
+}
+
+// jsonNames lists the JSON names of the fields of the struct v points to.
+func jsonNames(v any) []string {
+	t := reflect.TypeOf(v)
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	if t.Kind() != reflect.Struct {
+		return nil
+	}
+	out := make([]string, 0, t.NumField())
+	for i := range t.NumField() {
+		name, _, _ := strings.Cut(t.Field(i).Tag.Get("json"), ",")
+		if name != "" && name != "-" {
+			out = append(out, name)
+		}
+	}
+	return out
 }
 
 func isJSON(ct string) bool {
@@ -118,8 +205,10 @@ func unknownField(err error) (string, bool) {
 // issuing a token. So decode first tries scanFlatObject, a strict scanner of
 // the plain case, and falls back to encoding/json for everything else (and
 // so for every error): escapes, non-ASCII, null, nesting, fractions, case
-// variants of names, unknown names. For what the scanner accepts, the
-// result is the one encoding/json gives (decode_internal_test.go checks).
+// variants of names, unknown or repeated names. For what the scanner
+// accepts, the result is the one a strict reference decoder gives
+// (decode_internal_test.go checks, and FuzzDecodeJSON searches for a
+// difference).
 
 // maxFlatMembers bounds the members scanFlatObject accepts; bodies with more
 // take the encoding/json path.

@@ -94,6 +94,7 @@ type envOpts struct {
 	perUser        string    // rate limits; empty: "off"
 	perIP          string
 	perAPIKey      string
+	perIPFailed    string // rate_limits.per_ip_failed_auth
 	trustedProxies []string
 	corsOrigins    []string
 	store          httpapi.SequenceStore // nil: a fresh memStore
@@ -190,7 +191,7 @@ func mustConfig(tb testing.TB, idp *oidctest.Provider, o envOpts) *config.Config
 		{Issuer: idp.Issuer(), Audience: audience},
 		{Issuer: hsIssuer, HS256SecretEnv: hsEnv, Audience: audience, Applications: []string{appB}},
 	}
-	cfg.RateLimits = config.RateLimits{PerUser: orOff(o.perUser), PerIP: orOff(o.perIP), PerAPIKey: orOff(o.perAPIKey)}
+	cfg.RateLimits = config.RateLimits{PerUser: orOff(o.perUser), PerIP: orOff(o.perIP), PerAPIKey: orOff(o.perAPIKey), PerIPFailedAuth: orOff(o.perIPFailed)}
 	cfg.TrustedProxies = o.trustedProxies
 	cfg.CORS.AllowedOrigins = o.corsOrigins
 	getenv := func(k string) string {
@@ -228,6 +229,7 @@ func mustAuthWith(tb testing.TB, cfg *config.Config, vo auth.VerifierOptions) (*
 		ps[i] = auth.Provider{
 			Issuer: p.Issuer, JWKSURL: p.JWKSURL, HS256Secret: p.HS256Secret, Audience: p.Audience,
 			UserIDClaim: p.UserIDClaim, Applications: p.Applications, Leeway: p.Leeway,
+			MaxTokenAge: p.MaxTokenAge, UnknownKIDRefreshInterval: p.UnknownKIDRefreshInterval,
 		}
 	}
 	v, err := auth.NewVerifier(context.Background(), ps, vo)

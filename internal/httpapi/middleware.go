@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/netip"
 	"runtime/debug"
 	"strconv"
 	"strings"
@@ -19,7 +20,11 @@ import (
 
 type ctxKey int
 
-const requestIDKey ctxKey = 1
+const (
+	requestIDKey ctxKey = iota + 1
+	clientIPKey         // string: the peer, when X-Forwarded-For gave no address
+	ipRefundKey         // *ipRefund
+)
 
 // requestID returns the id the requestID middleware gave this request.
 func requestID(ctx context.Context) string {
@@ -113,14 +118,19 @@ func (s *Server) observe(next http.Handler) http.Handler {
 		s.m.HTTPRequests.WithLabelValues(route, method, strconv.Itoa(status)).Inc()
 		s.m.HTTPDuration.WithLabelValues(route, method).Observe(d.Seconds())
 		if s.log.Enabled(r.Context(), slog.LevelInfo) {
-			s.logRequestLine(r.Context(), "request",
+			attrs := []slog.Attr{
 				slog.String("request_id", requestID(r.Context())),
 				slog.String("method", method),
 				slog.String("route", route),
 				slog.Int("status", status),
 				slog.Duration("duration", d),
 				slog.String("client_ip", clientIP(r)),
-				slog.Int("bytes", ww.BytesWritten()))
+				slog.Int("bytes", ww.BytesWritten()),
+			}
+			if why := fallbackReason(r); why != "" {
+				attrs = append(attrs, slog.String("client_ip_fallback", why))
+			}
+			s.logRequestLine(r.Context(), "request", attrs...)
 		}
 	})
 }
@@ -140,6 +150,13 @@ func (s *Server) logRequestLine(ctx context.Context, msg string, attrs ...slog.A
 	_ = h.Handle(ctx, rec)
 }
 
+// fallbackReason is why the client address is the peer despite trusted
+// proxies, or "" when it is not.
+func fallbackReason(r *http.Request) string {
+	why, _ := r.Context().Value(clientIPFallbackKey{}).(string)
+	return why
+}
+
 func knownMethod(m string) bool {
 	switch m {
 	case http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch,
@@ -149,13 +166,100 @@ func knownMethod(m string) bool {
 	return false
 }
 
-// clientIP is the address chi's client-IP middleware settled on: the peer,
-// or the first untrusted hop of X-Forwarded-For behind trusted proxies.
+// clientIP is the address chi's client-IP middleware settled on (the peer,
+// or the first untrusted hop of X-Forwarded-For behind trusted proxies), or
+// the peer when X-Forwarded-For gave none (peerFallback).
 func clientIP(r *http.Request) string {
 	if ip := middleware.GetClientIP(r.Context()); ip != "" {
 		return ip
 	}
+	if ip, _ := r.Context().Value(clientIPKey).(string); ip != "" {
+		return ip
+	}
+	return "unknown" // RemoteAddr is not an address: never from net/http
+}
+
+// peerFallback runs after chi's ClientIPFromXFF. When the request came
+// through a trusted proxy but X-Forwarded-For named no untrusted address
+// (missing, unparsable, or every hop trusted), the client is taken to be the
+// peer, the proxy itself: sharing one bucket per proxy is better than one
+// "unknown" bucket for everybody. Which case it was goes in the access log
+// line (client_ip_fallback).
+func peerFallback(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if middleware.GetClientIP(r.Context()) == "" {
+			why := "xff_all_trusted"
+			switch xff := r.Header.Values("X-Forwarded-For"); {
+			case len(xff) == 0:
+				why = "xff_missing"
+			case !xffParses(xff):
+				why = "xff_unparsable"
+			}
+			ctx := context.WithValue(r.Context(), clientIPKey, peerAddr(r.RemoteAddr))
+			ctx = context.WithValue(ctx, clientIPFallbackKey{}, why)
+			r = r.WithContext(ctx)
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+type clientIPFallbackKey struct{}
+
+// peerAddr is RemoteAddr without the port.
+func peerAddr(remote string) string {
+	if ap, err := netip.ParseAddrPort(remote); err == nil {
+		return ap.Addr().Unmap().String()
+	}
+	if a, err := netip.ParseAddr(remote); err == nil {
+		return a.Unmap().String()
+	}
 	return "unknown"
+}
+
+// xffParses reports whether every X-Forwarded-For entry is an address.
+func xffParses(values []string) bool {
+	for _, v := range values {
+		for _, e := range strings.Split(v, ",") {
+			e = strings.TrimSpace(e)
+			if _, err := netip.ParseAddr(e); err != nil {
+				if _, err := netip.ParseAddrPort(e); err != nil {
+					return false
+				}
+			}
+		}
+	}
+	return true
+}
+
+// ipRefund gives back the per-IP request a credential request spent, once
+// it authenticated with an API key (backends are limited per key).
+type ipRefund struct{ refund func() }
+
+func refundIP(r *http.Request) {
+	if rf, _ := r.Context().Value(ipRefundKey).(*ipRefund); rf != nil && rf.refund != nil {
+		rf.refund()
+		rf.refund = nil
+	}
+}
+
+// limitIP applies the per-IP limit to every request of the public API,
+// before anything else looks at it: the credential endpoints, the spec,
+// unknown paths. A request that then authenticates with a valid API key
+// gets its share back (refundIP).
+func (s *Server) limitIP(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		l := s.state().ipLimit
+		if l == nil {
+			next.ServeHTTP(w, r)
+			return
+		}
+		refund, retry := l.reserve(clientIP(r))
+		if refund == nil {
+			s.writeError(w, r, s.rateLimited("ip", "the ip rate limit", retry))
+			return
+		}
+		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), ipRefundKey, &ipRefund{refund: refund})))
+	})
 }
 
 // securityHeaders sets headers every response gets; HSTS only over TLS.
@@ -176,38 +280,55 @@ func securityHeaders(next http.Handler) http.Handler {
 // cors answers preflights and marks responses for allow-listed browser
 // origins. Requests without Origin (native apps, curl, backends) pass
 // untouched. API keys are for backends, so X-API-Key is not an allowed
-// browser header.
-func (s *Server) cors(next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		origin := r.Header.Get("Origin")
-		if origin == "" {
-			next.ServeHTTP(w, r)
-			return
-		}
-		h := w.Header()
-		h.Add("Vary", "Origin")
-		allowed := s.state().originAllowed(origin)
-		if r.Method == http.MethodOptions && r.Header.Get("Access-Control-Request-Method") != "" {
-			h.Add("Vary", "Access-Control-Request-Method")
-			h.Add("Vary", "Access-Control-Request-Headers")
+// browser header. A preflight for a path that does not exist is a 404, as
+// the request itself would be. routes is the router, to tell.
+func (s *Server) cors(routes chi.Routes) func(http.Handler) http.Handler {
+	return func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			origin := r.Header.Get("Origin")
+			if origin == "" {
+				next.ServeHTTP(w, r)
+				return
+			}
+			h := w.Header()
+			h.Add("Vary", "Origin")
+			allowed := s.state().originAllowed(origin)
+			if r.Method == http.MethodOptions && r.Header.Get("Access-Control-Request-Method") != "" {
+				h.Add("Vary", "Access-Control-Request-Method")
+				h.Add("Vary", "Access-Control-Request-Headers")
+				if !routes.Match(chi.NewRouteContext(), http.MethodPost, r.URL.Path) &&
+					!routes.Match(chi.NewRouteContext(), http.MethodGet, r.URL.Path) {
+					notFound(s)(w, r)
+					return
+				}
+				if allowed {
+					h.Set("Access-Control-Allow-Origin", origin)
+					h.Set("Access-Control-Allow-Methods", "POST")
+					h.Set("Access-Control-Allow-Headers", "Authorization, Content-Type, X-Request-Id")
+					h.Set("Access-Control-Max-Age", "600")
+				}
+				w.WriteHeader(http.StatusNoContent)
+				return
+			}
 			if allowed {
 				h.Set("Access-Control-Allow-Origin", origin)
-				h.Set("Access-Control-Allow-Methods", "POST")
-				h.Set("Access-Control-Allow-Headers", "Authorization, Content-Type, X-Request-Id")
-				h.Set("Access-Control-Max-Age", "600")
+				// Browsers hide every other response header from scripts:
+				// a web client needs the challenge of a 401 and the wait
+				// of a 429 or 503.
+				h.Set("Access-Control-Expose-Headers", "X-Request-Id, Retry-After, WWW-Authenticate")
 			}
-			w.WriteHeader(http.StatusNoContent)
-			return
-		}
-		if allowed {
-			h.Set("Access-Control-Allow-Origin", origin)
-			h.Set("Access-Control-Expose-Headers", "X-Request-Id, Retry-After")
-		}
-		next.ServeHTTP(w, r)
-	})
+			next.ServeHTTP(w, r)
+		})
+	}
 }
 
+// originAllowed reports whether origin may call the API from a browser.
+// "null" never may, not even with "*": it is the origin of sandboxed
+// iframes, data: and file: pages, which anyone can create.
 func (st *State) originAllowed(origin string) bool {
+	if strings.EqualFold(origin, "null") {
+		return false
+	}
 	for _, o := range st.Config.CORS.AllowedOrigins {
 		if o == "*" || strings.EqualFold(o, origin) {
 			return true

@@ -115,8 +115,15 @@ func TestTrustedProxies(t *testing.T) {
 			t.Errorf("rate_limited{scope=ip} moved by %v", d)
 		}
 		mustStatus(t, e.do(t, req{bearer: tok, header: xff("203.0.113.10")}), http.StatusOK)
-		// API-key callers are limited per key, not per IP.
-		mustStatus(t, e.do(t, req{apiKey: apiKeyAll, body: `{"userId":"alice"}`, header: xff("203.0.113.9")}), http.StatusOK)
+		// The per-IP limit applies before authentication: an exhausted
+		// address is refused whatever it sends.
+		mustProblem(t, e.do(t, req{apiKey: apiKeyAll, body: `{"userId":"alice"}`, header: xff("203.0.113.9")}), http.StatusTooManyRequests, "rate-limited")
+		// But API-key callers are limited per key: their requests do not
+		// spend the address's budget.
+		for range 5 {
+			mustStatus(t, e.do(t, req{apiKey: apiKeyAll, body: `{"userId":"alice"}`, header: xff("203.0.113.12")}), http.StatusOK)
+		}
+		mustStatus(t, e.do(t, req{bearer: tok, header: xff("203.0.113.12")}), http.StatusOK)
 	})
 	t.Run("without trusted proxies", func(t *testing.T) {
 		e := newEnv(t, envOpts{perIP: "2/h"})
@@ -174,6 +181,45 @@ func TestAuditLog(t *testing.T) {
 		l := e.logLine(t, r.header.Get("X-Request-Id"), "credential")
 		if l["kind"] != "signature" || l["sequence"] != float64(1) {
 			t.Errorf("audit line %v", l)
+		}
+	})
+}
+
+// TestCORSHardening is the attack run's CORS findings: ["*"] reflected
+// Origin: null (sandboxed iframes, file: pages), preflights for paths that
+// do not exist got 204, and browsers could not read WWW-Authenticate.
+func TestCORSHardening(t *testing.T) {
+	e := newEnv(t, envOpts{corsOrigins: []string{"*"}})
+	preflight := func(origin, path string) req {
+		return req{method: http.MethodOptions, path: path, header: http.Header{
+			"Origin":                        {origin},
+			"Access-Control-Request-Method": {"POST"},
+		}}
+	}
+	t.Run("null origin", func(t *testing.T) {
+		for _, rq := range []req{
+			preflight("null", ""),
+			{bearer: e.userToken("ES256", "alice"), header: http.Header{"Origin": {"null"}}},
+		} {
+			r := e.do(t, rq)
+			if got := r.header.Get("Access-Control-Allow-Origin"); got != "" {
+				t.Errorf("%s: Access-Control-Allow-Origin %q for Origin: null", rq.method, got)
+			}
+		}
+	})
+	t.Run("preflight for an unknown path", func(t *testing.T) {
+		r := e.do(t, preflight("https://app.example.com", "/v1/no-such-endpoint"))
+		mustProblem(t, r, http.StatusNotFound, "not-found")
+		mustStatus(t, e.do(t, preflight("https://app.example.com", "/v1/registration-signatures")), http.StatusNoContent)
+	})
+	t.Run("exposed headers", func(t *testing.T) {
+		r := e.do(t, req{header: http.Header{"Origin": {"https://app.example.com"}}})
+		mustProblem(t, r, http.StatusUnauthorized, "unauthenticated")
+		exposed := strings.ToLower(r.header.Get("Access-Control-Expose-Headers"))
+		for _, h := range []string{"www-authenticate", "retry-after", "x-request-id"} {
+			if !strings.Contains(exposed, h) {
+				t.Errorf("Access-Control-Expose-Headers %q lacks %s", exposed, h)
+			}
 		}
 	})
 }

@@ -1,7 +1,7 @@
 package httpapi
 
 import (
-	"github.com/go-chi/httprate"
+	"time"
 
 	"github.com/authserver-dev/authserver/internal/config"
 )
@@ -20,12 +20,13 @@ func NextState(prev *State, cfg *config.Config, keys APIKeyAuthenticator, verifi
 		userLimit: carryLimiter(prev.userLimit, old.User, cfg.RateLimits.User),
 		ipLimit:   carryLimiter(prev.ipLimit, old.IP, cfg.RateLimits.IP),
 		keyLimit:  carryLimiter(prev.keyLimit, old.APIKey, cfg.RateLimits.APIKey),
+		failLimit: carryLimiter(prev.failLimit, old.IPFailedAuth, cfg.RateLimits.IPFailedAuth),
 	}
 }
 
-func carryLimiter(prev *httprate.RateLimiter, was, now config.Rate) *httprate.RateLimiter {
+func carryLimiter(prev *keyedLimiter, was, now config.Rate) *keyedLimiter {
 	if was == now {
 		return prev
 	}
-	return limiter(now)
+	return newKeyedLimiter(now, time.Now)
 }

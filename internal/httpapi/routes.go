@@ -12,7 +12,7 @@ import (
 // Public is the HTTPS listener's handler: the whole public surface.
 func (s *Server) Public() http.Handler {
 	r := chi.NewRouter()
-	r.Use(s.withRequestID, s.clientIPMiddleware(), s.observe, s.recoverer, securityHeaders, s.cors)
+	r.Use(s.withRequestID, s.clientIPMiddleware(), peerFallback, s.observe, s.recoverer, securityHeaders, s.cors(r), s.limitIP)
 	r.NotFound(notFound(s))
 	r.MethodNotAllowed(methodNotAllowed(s, r))
 

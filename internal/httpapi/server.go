@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/go-chi/chi/v5"
-	"github.com/go-chi/httprate"
 
 	"github.com/authserver-dev/authserver/internal/auth"
 	"github.com/authserver-dev/authserver/internal/config"
@@ -49,31 +48,21 @@ type State struct {
 	APIKeys  APIKeyAuthenticator
 	Verifier TokenVerifier // nil: bearer tokens are not accepted
 
-	userLimit, ipLimit, keyLimit *httprate.RateLimiter
+	// The rate limiters; nil when off. Only Retry-After is sent (on a
+	// 429): X-RateLimit-* headers would cost header values on every
+	// response and tell anyone the configured limits.
+	userLimit, ipLimit, keyLimit, failLimit *keyedLimiter
 }
 
 // NewState builds the per-config parts (rate limiters) around cfg.
 func NewState(cfg *config.Config, keys APIKeyAuthenticator, verifier TokenVerifier) *State {
 	return &State{
 		Config: cfg, APIKeys: keys, Verifier: verifier,
-		userLimit: limiter(cfg.RateLimits.User),
-		ipLimit:   limiter(cfg.RateLimits.IP),
-		keyLimit:  limiter(cfg.RateLimits.APIKey),
+		userLimit: newKeyedLimiter(cfg.RateLimits.User, time.Now),
+		ipLimit:   newKeyedLimiter(cfg.RateLimits.IP, time.Now),
+		keyLimit:  newKeyedLimiter(cfg.RateLimits.APIKey, time.Now),
+		failLimit: newKeyedLimiter(cfg.RateLimits.IPFailedAuth, time.Now),
 	}
-}
-
-func limiter(r config.Rate) *httprate.RateLimiter {
-	if r.N == 0 {
-		return nil
-	}
-	// httprate's local counter keeps two windows of counts and drops older
-	// ones, so memory stays bounded by the keys seen in two windows.
-	// Only Retry-After is sent (on a 429): the X-RateLimit-* headers would
-	// cost three header values per limiter on every response, describe
-	// whichever of the key and user limiters ran last, and tell anyone
-	// the configured limits.
-	return httprate.NewRateLimiter(r.N, r.Period,
-		httprate.WithResponseHeaders(httprate.ResponseHeaders{RetryAfter: "Retry-After"}))
 }
 
 // Options are the Server's dependencies, all passed in.

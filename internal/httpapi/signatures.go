@@ -52,7 +52,7 @@ func (s *Server) handleRegistrationSignature(w http.ResponseWriter, r *http.Requ
 	if !c.app.SignaturesEnabled() {
 		return forbidden("legacy signatures are disabled for this application (legacy_signatures: false); use /v1/registration-tokens")
 	}
-	if err := s.limit(w, r, c.st.userLimit, "user", c.app.Key+"/"+c.userID); err != nil {
+	if err := s.limit(c.st.userLimit, "user", c.app.Key+"/"+c.userID); err != nil {
 		return err
 	}
 	// The sequence is committed before it is used: a failure here is a 503,

@@ -83,7 +83,7 @@ func (s *Server) handleRegistrationToken(w http.ResponseWriter, r *http.Request,
 	if err := signer.CheckInstanceTTL(inst); err != nil {
 		return err
 	}
-	if err := s.limit(w, r, c.st.userLimit, "user", c.app.Key+"/"+c.userID); err != nil {
+	if err := s.limit(c.st.userLimit, "user", c.app.Key+"/"+c.userID); err != nil {
 		return err
 	}
 	tok, err := s.signer.IssueToken(signer.TokenParams{

@@ -80,7 +80,7 @@ func New(build BuildInfo) *Metrics {
 		}, []string{"reason"}),
 		RateLimited: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "authserver_rate_limited_total",
-			Help: "Requests refused by a rate limit, by scope (user, ip, api_key).",
+			Help: "Requests refused by a rate limit, by scope (user, ip, failed_auth, api_key).",
 		}, []string{"scope"}),
 		JWKSRefresh: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "authserver_jwks_refresh_total",

@@ -1070,7 +1070,7 @@ func alertExprs(t *testing.T) map[string]string {
 		}
 	}
 	want := []string{"authserver_http_requests_total", "authserver_sequence_store_errors_total", "authserver_http_request_duration_seconds_bucket",
-		"authserver_tls_certificate_expiry_timestamp_seconds", "up", "authserver_rate_limited_total"}
+		"authserver_tls_certificate_expiry_timestamp_seconds", "up", "authserver_rate_limited_total", "authserver_dependency_up"}
 	all := strings.Join(mapValues(out), "\n")
 	for _, w := range want {
 		if !strings.Contains(all, w) {
@@ -1199,6 +1199,34 @@ func dashboardExprs(t *testing.T) (map[string]string, []string) {
 func TestAlertsAndDashboardStructure(t *testing.T) {
 	alertExprs(t)
 	dashboardExprs(t)
+}
+
+// TestEveryAlertHasAPromtoolTest: each alert of alerts.yml is expected to
+// fire in at least one case of alerts_test.yml (which deploy/check.sh runs
+// with promtool test rules), so a rule that can never fire is caught.
+func TestEveryAlertHasAPromtoolTest(t *testing.T) {
+	var tests struct {
+		Tests []struct {
+			AlertRuleTest []struct {
+				Alertname string           `yaml:"alertname"`
+				ExpAlerts []map[string]any `yaml:"exp_alerts"`
+			} `yaml:"alert_rule_test"`
+		} `yaml:"tests"`
+	}
+	if err := yaml.Unmarshal(readRepo(t, "deploy/prometheus/alerts_test.yml"), &tests); err != nil {
+		t.Fatal(err)
+	}
+	fires := map[string]bool{}
+	for _, tc := range tests.Tests {
+		for _, a := range tc.AlertRuleTest {
+			fires[a.Alertname] = fires[a.Alertname] || len(a.ExpAlerts) > 0
+		}
+	}
+	for name := range alertExprs(t) {
+		if alert := strings.TrimPrefix(name, "alerts.yml "); !fires[alert] {
+			t.Errorf("alerts_test.yml: no test expects %s to fire", alert)
+		}
+	}
 }
 
 // ---------------------------------------------------------------------------
@@ -1786,13 +1814,20 @@ func TestDeployedServerMetrics(t *testing.T) {
 		t.Logf("%d queries use %d metric names, all present in the scrape: %v", len(exprs), len(names), slices.Sorted(maps.Keys(names)))
 	}
 
-	// With the database down, /readyz fails and so does Docker's healthcheck.
+	// With the database down, Docker's healthcheck still passes (JWTs are
+	// served; every replica shares the outage), and its sequence_store
+	// check fails.
 	if err := cluster.Stop(); errors.Is(err, pgtest.ErrExternal) {
 		t.Log("external PostgreSQL: not stopping it to check the healthcheck")
 	} else if err != nil {
 		t.Fatal(err)
-	} else if out, code := run(t, nil, "healthcheck", "--url", "http://"+s.admin+"/readyz"); code == 0 {
-		t.Errorf("healthcheck passes with the database stopped: %s", out)
+	} else {
+		if out, code := run(t, nil, "healthcheck", "--url", "http://"+s.admin+"/readyz"); code != 0 {
+			t.Errorf("healthcheck fails with the database stopped: %s", out)
+		}
+		if out, code := run(t, nil, "healthcheck", "--url", "http://"+s.admin+"/readyz", "--check", "sequence_store"); code == 0 {
+			t.Errorf("healthcheck --check sequence_store passes with the database stopped: %s", out)
+		}
 	}
 
 	s.stop(t)

@@ -90,6 +90,15 @@ func (r *reloader) verifierReady(context.Context) error {
 	return nil
 }
 
+// verifierProbe is the identity_providers dependency check: whether the
+// providers of the verifier in use answer now.
+func (r *reloader) verifierProbe(ctx context.Context) error {
+	if v := r.verifier.Load(); v != nil {
+		return v.Probe(ctx)
+	}
+	return nil
+}
+
 // close closes the verifier in use; serve calls it on its way out, after
 // the stop function of start.
 func (r *reloader) close() {

@@ -134,10 +134,17 @@ func serve(ctx context.Context, cfg *config.Config, logOut io.Writer, onStart st
 		logger.Warn("insecure_http is set: serving plain HTTP; only run this behind a TLS-terminating proxy")
 	}
 
-	checks := []httpapi.Check{{Name: "sequence_store_" + storeName, Run: store.Ping}}
-	if verifier != nil {
-		checks = append(checks, httpapi.Check{Name: "identity_providers", Run: live.verifierReady})
+	// /readyz is "started": config loaded (we are here), listeners open (it
+	// answers on one) and each identity provider's keys loaded once. The
+	// shared dependencies have their own checks and metric (see httpapi.Check).
+	checks := []httpapi.Check{
+		{Name: "identity_provider_keys", Startup: true, Run: live.verifierReady},
+		{Name: "sequence_store", Run: store.Ping},
+		{Name: "identity_providers", Run: live.verifierProbe},
 	}
+	m.StoreErrors.WithLabelValues(storeName) // 0 before the first error, for the dashboard
+	m.Dependency("sequence_store", store.Ping)
+	m.Dependency("identity_providers", live.verifierProbe)
 	var tv httpapi.TokenVerifier
 	if verifier != nil {
 		tv = verifier

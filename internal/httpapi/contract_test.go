@@ -68,7 +68,7 @@ func isAdminPath(path string) bool {
 	case "/metrics", "/healthz", "/readyz":
 		return true
 	}
-	return strings.HasPrefix(path, "/debug/pprof/")
+	return strings.HasPrefix(path, "/debug/pprof/") || strings.HasPrefix(path, "/readyz/")
 }
 
 // checkResponse checks one response against openapi.yaml and the rules every

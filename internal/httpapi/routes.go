@@ -33,6 +33,7 @@ func (s *Server) Admin() http.Handler {
 	r.Method(http.MethodGet, "/metrics", promhttp.HandlerFor(s.m.Registry, promhttp.HandlerOpts{Registry: s.m.Registry}))
 	r.Get("/healthz", s.handleHealthz)
 	r.Get("/readyz", s.handleReadyz)
+	r.Get("/readyz/{check}", s.handleReadyzCheck)
 	if s.pprof {
 		r.HandleFunc("/debug/pprof/*", pprof.Index)
 		r.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)

@@ -41,7 +41,7 @@ type reloadSource struct {
 	// getenv is the environment load applies; it is used to find the
 	// secret files of a configuration that fails to load, so that fixing
 	// one of them triggers a reload too.
-	getenv func(string) string
+	getenv config.Env
 	// pollEvery is how often the files are checked: 0 means
 	// defaultPollEvery, negative means never (reload on signals only).
 	pollEvery time.Duration
@@ -415,9 +415,6 @@ func (r *reloader) watchList() []string {
 		files = append(files, r.src.file)
 		if f, err := os.Open(r.src.file); err == nil {
 			getenv := r.src.getenv
-			if getenv == nil {
-				getenv = func(string) string { return "" }
-			}
 			c := config.Defaults()
 			if config.Decode(f, &c) == nil && config.ApplyEnv(&c, getenv) == nil {
 				add(&c)

@@ -1503,11 +1503,30 @@ func deployedServer(t *testing.T, databaseURL string, extraEnv ...string) *serve
 	sum := sha256.Sum256([]byte(s.apiKey))
 
 	text := string(readRepo(t, "deploy/authserver.yaml"))
+	// As shipped, with its secrets in place but the placeholders not filled
+	// in, the config is refused with a line naming the key, not started
+	// to answer every request 401.
+	shipped := filepath.Join(dir, "shipped.yaml")
+	if err := os.WriteFile(shipped, []byte(strings.ReplaceAll(text, "/run/secrets/", secrets+"/")), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if out, code := run(t, nil, "check", "--config", shipped, "--offline"); code != 1 ||
+		!strings.Contains(out, `config: applications[0].key: "REPLACE-WITH-YOUR-SINCH-APPLICATION-KEY" is a placeholder`) {
+		t.Errorf("check of deploy/authserver.yaml as shipped: exit %d\n%s", code, out)
+	}
 	const placeholder = "0000000000000000000000000000000000000000000000000000000000000000"
 	if !strings.Contains(text, placeholder) {
 		t.Fatalf("deploy/authserver.yaml: no API key placeholder %s to replace", placeholder)
 	}
 	text = strings.ReplaceAll(text, placeholder, hex.EncodeToString(sum[:]))
+	// authserver refuses the placeholders as they are shipped (below): an
+	// operator fills them in, as this test does.
+	const appPlaceholder = "REPLACE-WITH-YOUR-SINCH-APPLICATION-KEY"
+	if !strings.Contains(text, appPlaceholder) {
+		t.Fatalf("deploy/authserver.yaml: no application key placeholder %s to replace", appPlaceholder)
+	}
+	s.appKey = "5f0c2a9e-3b7d-4c1e-9a8f-2d6b4e1c7a90"
+	text = strings.ReplaceAll(text, appPlaceholder, s.appKey)
 	text = strings.ReplaceAll(text, "/run/secrets/", secrets+"/")
 	reDB := regexp.MustCompile(`(?m)^database_url:.*$`)
 	if !reDB.MatchString(text) {
@@ -1536,7 +1555,7 @@ func deployedServer(t *testing.T, databaseURL string, extraEnv ...string) *serve
 	env = append(env, extraEnv...)
 
 	out, code := run(t, env, mcmd...)
-	if code != 0 || !strings.Contains(out, "migrations applied") {
+	if code != 0 || !strings.Contains(out, "applied 001_sequences.sql (version 1)") || !strings.Contains(out, "now at version 1") {
 		t.Fatalf("authserver %s: exit %d\n%s", strings.Join(mcmd, " "), code, out)
 	}
 

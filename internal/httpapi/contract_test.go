@@ -87,6 +87,13 @@ func checkResponse(tb testing.TB, req *http.Request, resp *http.Response, body [
 	if resp.StatusCode >= 500 && resp.StatusCode != http.StatusServiceUnavailable && resp.StatusCode != http.StatusInternalServerError {
 		tb.Errorf("%s %s: status %d is in no contract", req.Method, req.URL.Path, resp.StatusCode)
 	}
+	if req.Method == http.MethodHead {
+		// GET's headers without a body (RFC 9110 §9.3.2).
+		if len(body) != 0 {
+			tb.Errorf("HEAD %s: answered with a body", req.URL.Path)
+		}
+		return
+	}
 	isProblem := resp.Header.Get("Content-Type") == "application/problem+json"
 	if resp.StatusCode >= 400 && !isProblem && !isAdminPath(req.URL.Path) {
 		tb.Errorf("%s %s: error %d with Content-Type %q, want application/problem+json",
@@ -203,8 +210,8 @@ func TestServeOpenAPI(t *testing.T) {
 	t.Run("POST is refused", func(t *testing.T) {
 		r := e.do(t, req{method: http.MethodPost, path: "/openapi.yaml", body: "{}"})
 		mustProblem(t, r, http.StatusMethodNotAllowed, "method-not-allowed")
-		if allow := r.header.Get("Allow"); allow != "GET" {
-			t.Errorf("Allow %q, want GET", allow)
+		if allow := r.header.Get("Allow"); allow != "GET, HEAD" {
+			t.Errorf("Allow %q, want GET, HEAD", allow)
 		}
 	})
 }

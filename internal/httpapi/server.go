@@ -112,6 +112,7 @@ type Server struct {
 	pprof  bool
 	spec   []byte
 	ids    *idSource
+	routes chi.Routes // the public router, set by Public
 }
 
 // New returns a Server; Public and Admin give its two handlers.
@@ -151,7 +152,8 @@ func methodNotAllowed(s *Server, routes chi.Routes) http.HandlerFunc {
 		var allow []string
 		for _, m := range []string{http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut,
 			http.MethodPatch, http.MethodDelete, http.MethodOptions} {
-			if routes.Match(chi.NewRouteContext(), m, r.URL.Path) {
+			if routes.Match(chi.NewRouteContext(), m, r.URL.Path) ||
+				m == http.MethodHead && routes.Match(chi.NewRouteContext(), http.MethodGet, r.URL.Path) {
 				allow = append(allow, m)
 			}
 		}

@@ -1686,6 +1686,16 @@ func TestDeployedServerMetrics(t *testing.T) {
 	cluster, dbURL := pgtest.New(t)
 	s := deployedServer(t, dbURL, "AUTHSERVER_RATE_LIMITS_PER_USER=3/m")
 
+	// Before any request, every series a dashboard panel reads is there at
+	// 0 (a panel of a fresh server shows 0, not "No data").
+	dexprs0, _ := dashboardExprs(t)
+	fresh := parseExposition(s.scrape(t))
+	for _, where := range slices.Sorted(maps.Keys(dexprs0)) {
+		for _, m := range missingRefs(fresh, dexprs0[where]) {
+			t.Errorf("%s: %s is not in the scrape of a server that has served nothing yet", where, m)
+		}
+	}
+
 	// A registration JWT, signed by the first secret of the file; the second
 	// one still verifies only its own tokens (rotation: first signs).
 	code, tok := s.post(t, "/v1/registration-tokens", s.apiKey, `{"userId":"alice"}`)

@@ -155,7 +155,9 @@ func serve(ctx context.Context, cfg *config.Config, logOut io.Writer, onStart st
 		{Name: "sequence_store", Run: store.Ping},
 		{Name: "identity_providers", Run: live.verifierProbe},
 	}
-	m.StoreErrors.WithLabelValues(storeName) // 0 before the first error, for the dashboard
+	// 0 before the first commit or error, so the dashboard shows 0, not "No data".
+	m.StoreErrors.WithLabelValues(storeName)
+	m.StoreDuration.WithLabelValues(storeName)
 	m.Dependency("sequence_store", store.Ping)
 	m.Dependency("identity_providers", live.verifierProbe)
 	var tv httpapi.TokenVerifier

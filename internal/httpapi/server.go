@@ -129,6 +129,7 @@ func New(o Options) *Server {
 		s.log = slog.New(slog.DiscardHandler)
 	}
 	s.st.Store(o.State)
+	s.initMetrics()
 	return s
 }
 

@@ -1070,7 +1070,7 @@ func alertExprs(t *testing.T) map[string]string {
 		}
 	}
 	want := []string{"authserver_http_requests_total", "authserver_sequence_store_errors_total", "authserver_http_request_duration_seconds_bucket",
-		"authserver_tls_certificate_expiry_timestamp_seconds", "up", "authserver_rate_limited_total"}
+		"authserver_tls_certificate_expiry_timestamp_seconds", "up", "authserver_rate_limited_total", "authserver_dependency_up"}
 	all := strings.Join(mapValues(out), "\n")
 	for _, w := range want {
 		if !strings.Contains(all, w) {
@@ -1199,6 +1199,34 @@ func dashboardExprs(t *testing.T) (map[string]string, []string) {
 func TestAlertsAndDashboardStructure(t *testing.T) {
 	alertExprs(t)
 	dashboardExprs(t)
+}
+
+// TestEveryAlertHasAPromtoolTest: each alert of alerts.yml is expected to
+// fire in at least one case of alerts_test.yml (which deploy/check.sh runs
+// with promtool test rules), so a rule that can never fire is caught.
+func TestEveryAlertHasAPromtoolTest(t *testing.T) {
+	var tests struct {
+		Tests []struct {
+			AlertRuleTest []struct {
+				Alertname string           `yaml:"alertname"`
+				ExpAlerts []map[string]any `yaml:"exp_alerts"`
+			} `yaml:"alert_rule_test"`
+		} `yaml:"tests"`
+	}
+	if err := yaml.Unmarshal(readRepo(t, "deploy/prometheus/alerts_test.yml"), &tests); err != nil {
+		t.Fatal(err)
+	}
+	fires := map[string]bool{}
+	for _, tc := range tests.Tests {
+		for _, a := range tc.AlertRuleTest {
+			fires[a.Alertname] = fires[a.Alertname] || len(a.ExpAlerts) > 0
+		}
+	}
+	for name := range alertExprs(t) {
+		if alert := strings.TrimPrefix(name, "alerts.yml "); !fires[alert] {
+			t.Errorf("alerts_test.yml: no test expects %s to fire", alert)
+		}
+	}
 }
 
 // ---------------------------------------------------------------------------
@@ -1475,11 +1503,30 @@ func deployedServer(t *testing.T, databaseURL string, extraEnv ...string) *serve
 	sum := sha256.Sum256([]byte(s.apiKey))
 
 	text := string(readRepo(t, "deploy/authserver.yaml"))
+	// As shipped, with its secrets in place but the placeholders not filled
+	// in, the config is refused with a line naming the key, not started
+	// to answer every request 401.
+	shipped := filepath.Join(dir, "shipped.yaml")
+	if err := os.WriteFile(shipped, []byte(strings.ReplaceAll(text, "/run/secrets/", secrets+"/")), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if out, code := run(t, nil, "check", "--config", shipped, "--offline"); code != 1 ||
+		!strings.Contains(out, `config: applications[0].key: "REPLACE-WITH-YOUR-SINCH-APPLICATION-KEY" is a placeholder`) {
+		t.Errorf("check of deploy/authserver.yaml as shipped: exit %d\n%s", code, out)
+	}
 	const placeholder = "0000000000000000000000000000000000000000000000000000000000000000"
 	if !strings.Contains(text, placeholder) {
 		t.Fatalf("deploy/authserver.yaml: no API key placeholder %s to replace", placeholder)
 	}
 	text = strings.ReplaceAll(text, placeholder, hex.EncodeToString(sum[:]))
+	// authserver refuses the placeholders as they are shipped (below): an
+	// operator fills them in, as this test does.
+	const appPlaceholder = "REPLACE-WITH-YOUR-SINCH-APPLICATION-KEY"
+	if !strings.Contains(text, appPlaceholder) {
+		t.Fatalf("deploy/authserver.yaml: no application key placeholder %s to replace", appPlaceholder)
+	}
+	s.appKey = "5f0c2a9e-3b7d-4c1e-9a8f-2d6b4e1c7a90"
+	text = strings.ReplaceAll(text, appPlaceholder, s.appKey)
 	text = strings.ReplaceAll(text, "/run/secrets/", secrets+"/")
 	reDB := regexp.MustCompile(`(?m)^database_url:.*$`)
 	if !reDB.MatchString(text) {
@@ -1508,7 +1555,7 @@ func deployedServer(t *testing.T, databaseURL string, extraEnv ...string) *serve
 	env = append(env, extraEnv...)
 
 	out, code := run(t, env, mcmd...)
-	if code != 0 || !strings.Contains(out, "migrations applied") {
+	if code != 0 || !strings.Contains(out, "applied 001_sequences.sql (version 1)") || !strings.Contains(out, "now at version 1") {
 		t.Fatalf("authserver %s: exit %d\n%s", strings.Join(mcmd, " "), code, out)
 	}
 
@@ -1638,6 +1685,16 @@ func (s *server) scrape(t *testing.T) string {
 func TestDeployedServerMetrics(t *testing.T) {
 	cluster, dbURL := pgtest.New(t)
 	s := deployedServer(t, dbURL, "AUTHSERVER_RATE_LIMITS_PER_USER=3/m")
+
+	// Before any request, every series a dashboard panel reads is there at
+	// 0 (a panel of a fresh server shows 0, not "No data").
+	dexprs0, _ := dashboardExprs(t)
+	fresh := parseExposition(s.scrape(t))
+	for _, where := range slices.Sorted(maps.Keys(dexprs0)) {
+		for _, m := range missingRefs(fresh, dexprs0[where]) {
+			t.Errorf("%s: %s is not in the scrape of a server that has served nothing yet", where, m)
+		}
+	}
 
 	// A registration JWT, signed by the first secret of the file; the second
 	// one still verifies only its own tokens (rotation: first signs).
@@ -1790,13 +1847,20 @@ func TestDeployedServerMetrics(t *testing.T) {
 		t.Logf("%d queries use %d metric names, all present in the scrape: %v", len(exprs), len(names), slices.Sorted(maps.Keys(names)))
 	}
 
-	// With the database down, /readyz fails and so does Docker's healthcheck.
+	// With the database down, Docker's healthcheck still passes (JWTs are
+	// served; every replica shares the outage), and its sequence_store
+	// check fails.
 	if err := cluster.Stop(); errors.Is(err, pgtest.ErrExternal) {
 		t.Log("external PostgreSQL: not stopping it to check the healthcheck")
 	} else if err != nil {
 		t.Fatal(err)
-	} else if out, code := run(t, nil, "healthcheck", "--url", "http://"+s.admin+"/readyz"); code == 0 {
-		t.Errorf("healthcheck passes with the database stopped: %s", out)
+	} else {
+		if out, code := run(t, nil, "healthcheck", "--url", "http://"+s.admin+"/readyz"); code != 0 {
+			t.Errorf("healthcheck fails with the database stopped: %s", out)
+		}
+		if out, code := run(t, nil, "healthcheck", "--url", "http://"+s.admin+"/readyz", "--check", "sequence_store"); code == 0 {
+			t.Errorf("healthcheck --check sequence_store passes with the database stopped: %s", out)
+		}
 	}
 
 	s.stop(t)

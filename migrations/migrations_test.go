@@ -3,12 +3,15 @@ package migrations_test
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"log"
+	"slices"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/pressly/goose/v3/lock"
 
 	"github.com/authserver-dev/authserver/internal/pgtest"
 	"github.com/authserver-dev/authserver/migrations"
@@ -91,5 +94,71 @@ func TestUpUnreachable(t *testing.T) {
 	defer cancel()
 	if err := migrations.Up(ctx, pool); err == nil {
 		t.Fatal("Up against a stopped server succeeded")
+	}
+}
+
+// TestMigrateReports: Migrate says when it waits for another session's lock,
+// reports each migration it applies and the version reached; Status reads the
+// version without migrating.
+func TestMigrateReports(t *testing.T) {
+	_, url := pgtest.New(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	pool := mustPool(t, url)
+	if cur, latest, err := migrations.Status(ctx, pool); err != nil || cur != 0 || latest != 1 {
+		t.Fatalf("Status on a new database = %d, %d, %v; want 0, 1", cur, latest, err)
+	}
+
+	// Another replica holds the lock.
+	holder, err := pool.Acquire(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := holder.Exec(ctx, "SELECT pg_advisory_lock($1)", lock.DefaultLockID); err != nil {
+		t.Fatal(err)
+	}
+	waiting := make(chan struct{})
+	var applied []string
+	type result struct {
+		version int64
+		err     error
+	}
+	done := make(chan result, 1)
+	go func() {
+		v, err := migrations.Migrate(ctx, mustPool(t, url), migrations.Progress{
+			Waiting: func() { close(waiting) },
+			Applied: func(v int64, file string, d time.Duration) { applied = append(applied, fmt.Sprintf("%d %s", v, file)) },
+		})
+		done <- result{v, err}
+	}()
+	select {
+	case <-waiting:
+	case r := <-done:
+		t.Fatalf("Migrate returned %+v while another session held the lock, without saying it waits", r)
+	case <-time.After(20 * time.Second):
+		t.Fatal("Migrate did not report waiting for the lock")
+	}
+	if _, err := holder.Exec(ctx, "SELECT pg_advisory_unlock($1)", lock.DefaultLockID); err != nil {
+		t.Fatal(err)
+	}
+	holder.Release()
+	r := <-done
+	if r.err != nil || r.version != 1 {
+		t.Fatalf("Migrate = %d, %v; want version 1", r.version, r.err)
+	}
+	if want := []string{"1 001_sequences.sql"}; !slices.Equal(applied, want) {
+		t.Errorf("applied %q, want %q", applied, want)
+	}
+
+	applied = nil
+	v, err := migrations.Migrate(ctx, pool, migrations.Progress{
+		Waiting: func() { t.Error("waiting reported with no lock held") },
+		Applied: func(v int64, file string, d time.Duration) { applied = append(applied, file) },
+	})
+	if err != nil || v != 1 || len(applied) != 0 {
+		t.Errorf("second Migrate = %d, %v, applied %q; want 1 and nothing applied", v, err, applied)
+	}
+	if cur, latest, err := migrations.Status(ctx, pool); err != nil || cur != 1 || latest != 1 {
+		t.Errorf("Status after Migrate = %d, %d, %v; want 1, 1", cur, latest, err)
 	}
 }

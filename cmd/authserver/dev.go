@@ -26,7 +26,7 @@ const (
 	devAPIKey = "dev-api-key"
 )
 
-func runDev(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+func runDev(ctx context.Context, args []string, env config.Env, stdout, stderr io.Writer) error {
 	fs := newFlags("dev", stderr)
 	dataDir := fs.String("data-dir", "./data", "where the dev certificate, secret and sequence store live")
 	listen := fs.String("listen", "127.0.0.1:8443", "public HTTPS address")
@@ -62,10 +62,10 @@ func runDev(ctx context.Context, args []string, getenv func(string) string, stdo
 		cfg.RateLimits.PerUser = "60/m"
 		cfg.AcceptSequenceReset = *acceptReset
 		// AUTHSERVER_APP_KEY/_SECRET let a developer try their real Sinch app.
-		if err := config.ApplyEnv(&cfg, getenv); err != nil {
+		if err := config.ApplyEnv(&cfg, env); err != nil {
 			return nil, err
 		}
-		if err := cfg.Resolve(getenv); err != nil {
+		if err := cfg.Resolve(env.Get); err != nil {
 			return nil, err
 		}
 		return &cfg, nil
@@ -103,7 +103,7 @@ Check a token:
   go run ./cmd/authserver verify %[7]s TOKEN
 
 `, url, certFile, hostPort(admin), app.Key, secretFileOr(app, secretFile), devAPIKey, secretHint)
-	}, &reloadSource{load: load, getenv: getenv})
+	}, &reloadSource{load: load, getenv: env})
 }
 
 func secretFileOr(app *config.Application, def string) string {

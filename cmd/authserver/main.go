@@ -8,11 +8,13 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+
+	"github.com/authserver-dev/authserver/internal/config"
 )
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	err := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr)
+	err := run(ctx, os.Args[1:], config.EnvOf(os.Environ()), os.Stdout, os.Stderr)
 	stop()
 	if errors.Is(err, errHelp) {
 		return
@@ -22,7 +24,10 @@ func main() {
 		if errors.As(err, &u) {
 			os.Exit(2)
 		}
-		fmt.Fprintln(os.Stderr, "authserver: "+oneLine(err.Error()))
+		// Several problems (a config check): one line each.
+		for _, e := range problems(err) {
+			fmt.Fprintln(os.Stderr, "authserver: "+oneLine(e.Error()))
+		}
 		os.Exit(1)
 	}
 }

@@ -22,6 +22,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/authserver-dev/authserver/internal/config"
 )
 
 // binDir holds the authserver binary built for the exit-code tests.
@@ -79,11 +81,9 @@ func (b *lockedBuf) String() string {
 	return b.buf.String()
 }
 
-// envOf returns a getenv that sees only m: tests never read the real
-// environment.
-func envOf(m map[string]string) func(string) string {
-	return func(k string) string { return m[k] }
-}
+// envOf returns an environment that holds only m: tests never read the
+// real environment.
+func envOf(m map[string]string) config.Env { return config.Env(m) }
 
 // runningCmd is `run` started in the background.
 type runningCmd struct {
@@ -93,7 +93,7 @@ type runningCmd struct {
 	err            error // valid after done is closed
 }
 
-func startRun(t *testing.T, args []string, getenv func(string) string) *runningCmd {
+func startRun(t *testing.T, args []string, getenv config.Env) *runningCmd {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	rc := &runningCmd{stdout: &lockedBuf{}, stderr: &lockedBuf{}, cancel: cancel, done: make(chan struct{})}

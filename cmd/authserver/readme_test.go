@@ -12,6 +12,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/authserver-dev/authserver/internal/config"
 )
 
 // readmeBlocks returns the README's ```sh blocks, continuation lines joined.
@@ -121,7 +123,7 @@ func TestREADMEQuickStart(t *testing.T) {
 	}
 	verify[len(verify)-1] = token
 	var vout, verr bytes.Buffer
-	if err := run(context.Background(), verify, os.Getenv, &vout, &verr); err != nil {
+	if err := run(context.Background(), verify, config.EnvOf(os.Environ()), &vout, &verr); err != nil {
 		t.Fatalf("%s: %v\n%s", blocks[2][0], err, verr.String())
 	}
 	if !strings.Contains(vout.String(), `"sub"`) {
@@ -134,10 +136,10 @@ func TestREADMEQuickStart(t *testing.T) {
 	for _, b := range blocks {
 		if len(b) == 1 && strings.HasPrefix(b[0], "go run ./cmd/authserver token ") {
 			var out1, out2, e bytes.Buffer
-			if err := run(context.Background(), goRunArgs(b[0]), os.Getenv, &out1, &e); err != nil {
+			if err := run(context.Background(), goRunArgs(b[0]), config.EnvOf(os.Environ()), &out1, &e); err != nil {
 				t.Fatalf("%s: %v\n%s", b[0], err, e.String())
 			}
-			if err := run(context.Background(), goRunArgs(b[0]), os.Getenv, &out2, &e); err != nil {
+			if err := run(context.Background(), goRunArgs(b[0]), config.EnvOf(os.Environ()), &out2, &e); err != nil {
 				t.Fatal(err)
 			}
 			if out1.String() != out2.String() || strings.Count(out1.String(), "\n") != 1 {

@@ -41,7 +41,7 @@ type reloadSource struct {
 	// getenv is the environment load applies; it is used to find the
 	// secret files of a configuration that fails to load, so that fixing
 	// one of them triggers a reload too.
-	getenv func(string) string
+	getenv config.Env
 	// pollEvery is how often the files are checked: 0 means
 	// defaultPollEvery, negative means never (reload on signals only).
 	pollEvery time.Duration
@@ -86,6 +86,15 @@ func newReloader(cfg *config.Config, v *auth.Verifier, m *metrics.Metrics, logge
 func (r *reloader) verifierReady(context.Context) error {
 	if v := r.verifier.Load(); v != nil {
 		return v.Ready()
+	}
+	return nil
+}
+
+// verifierProbe is the identity_providers dependency check: whether the
+// providers of the verifier in use answer now.
+func (r *reloader) verifierProbe(ctx context.Context) error {
+	if v := r.verifier.Load(); v != nil {
+		return v.Probe(ctx)
 	}
 	return nil
 }
@@ -406,9 +415,6 @@ func (r *reloader) watchList() []string {
 		files = append(files, r.src.file)
 		if f, err := os.Open(r.src.file); err == nil {
 			getenv := r.src.getenv
-			if getenv == nil {
-				getenv = func(string) string { return "" }
-			}
 			c := config.Defaults()
 			if config.Decode(f, &c) == nil && config.ApplyEnv(&c, getenv) == nil {
 				add(&c)

@@ -194,7 +194,7 @@ type rlOpts struct {
 // startRL runs serve on f's config, as runServe would, with test hooks.
 func startRL(t *testing.T, f *rlFixture, o rlOpts) *rlServer {
 	t.Helper()
-	getenv := func(string) string { return "" }
+	var getenv config.Env
 	cfg, err := config.Load(f.cfgPath, getenv)
 	if err != nil {
 		t.Fatal(err)
@@ -252,7 +252,7 @@ func startRLRun(t *testing.T, args []string) *rlServer {
 	s := &rlServer{log: &lockedBuf{}}
 	ctx, cancel := context.WithCancel(context.Background())
 	errc := make(chan error, 1)
-	go func() { errc <- run(ctx, args, func(string) string { return "" }, io.Discard, s.log) }()
+	go func() { errc <- run(ctx, args, nil, io.Discard, s.log) }()
 	t.Cleanup(func() {
 		cancel()
 		select {
@@ -535,7 +535,7 @@ func TestReloadInvalidKeepsRunning(t *testing.T) {
 	if len(lines) != 2 {
 		t.Fatalf("want two error lines, got %d:\n%s", len(lines), s.log)
 	}
-	for i, key := range []string{"file", "applications[0].secret_file"} {
+	for i, key := range []string{"no_such_key", "applications[0].secret_file"} {
 		l := lines[i]
 		if l["level"] != "ERROR" || l["key"] != key || !strings.Contains(l["error"].(string), "config: "+key+": ") {
 			t.Errorf("error line %d does not name the key %s: %v", i, key, l)

@@ -9,6 +9,8 @@ import (
 	"runtime"
 	"runtime/debug"
 	"strings"
+
+	"github.com/authserver-dev/authserver/internal/config"
 )
 
 // Set by the linker: -ldflags "-X main.version=... -X main.commit=...".
@@ -25,11 +27,12 @@ const usage = `usage: authserver <command> [flags]
 commands:
   serve        run the server (--config FILE)
   dev          run a zero-config demo server on https://127.0.0.1:8443
-  migrate      apply Postgres migrations and exit (--config FILE)
+  migrate      apply Postgres migrations and exit (--config FILE); migrate status
+  check        validate a config as serve would, print a summary (--config FILE [--offline])
   token        print one registration JWT (offline)
   signature    print one legacy signature (offline)
   verify       check a registration JWT and print its header and claims
-  healthcheck  exit 0 if the server is ready (--url URL)
+  healthcheck  exit 0 if the server is ready (--url URL, --check NAME)
   version      print version information
 
 Run "authserver <command> -h" for a command's flags.
@@ -37,7 +40,11 @@ Run "authserver <command> -h" for a command's flags.
 
 // run is the whole program; main only supplies the process's context,
 // arguments, environment and output streams, so tests can call it directly.
-func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+//
+// env is the environment (config.EnvOf(os.Environ()) in main): a map, so that
+// config can refuse AUTHSERVER_* variables it does not know.
+func run(ctx context.Context, args []string, env config.Env, stdout, stderr io.Writer) error {
+	getenv := env.Get
 	if len(args) == 0 {
 		fmt.Fprint(stderr, usage)
 		return usageError{errors.New("no command")}
@@ -45,11 +52,13 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	cmd, rest := args[0], args[1:]
 	switch cmd {
 	case "serve":
-		return runServe(ctx, rest, getenv, stdout, stderr)
+		return runServe(ctx, rest, env, stdout, stderr)
 	case "dev":
-		return runDev(ctx, rest, getenv, stdout, stderr)
+		return runDev(ctx, rest, env, stdout, stderr)
 	case "migrate":
-		return runMigrate(ctx, rest, getenv, stderr)
+		return runMigrate(ctx, rest, env, stdout, stderr)
+	case "check":
+		return runCheck(ctx, rest, env, stdout, stderr)
 	case "token":
 		return runToken(rest, getenv, stdout, stderr)
 	case "signature":
@@ -111,6 +120,14 @@ func versionInfo() (ver, rev string) {
 func versionString() string {
 	ver, rev := versionInfo()
 	return fmt.Sprintf("authserver %s (commit %s, %s)", ver, rev, runtime.Version())
+}
+
+// problems splits an error made by errors.Join into its parts.
+func problems(err error) []error {
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		return j.Unwrap()
+	}
+	return []error{err}
 }
 
 // oneLine folds an error onto one line for the CLI.

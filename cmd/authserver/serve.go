@@ -44,22 +44,30 @@ type serveFlags struct {
 const acceptResetUsage = "start the embedded sequence store over (or take its file as it is) when it is missing, empty, damaged, " +
 	"replaced or older than when last used, instead of refusing to start; users may get numbers they had before unless sequence.clock_floor is on"
 
-func runServe(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+// errNoConfig is serve's answer when nothing says what to serve.
+var errNoConfig = errors.New("no configuration: give --config FILE or set AUTHSERVER_CONFIG " +
+	"(or AUTHSERVER_APP_KEY with AUTHSERVER_APP_SECRET and the other AUTHSERVER_* variables, see the README); " +
+	"`authserver check --config FILE` validates a file without starting; `authserver dev` runs a demo with no setup")
+
+func runServe(ctx context.Context, args []string, env config.Env, stdout, stderr io.Writer) error {
 	fs := newFlags("serve", stderr)
 	var f serveFlags
-	fs.StringVar(&f.config, "config", getenv("AUTHSERVER_CONFIG"), "config file (YAML); env AUTHSERVER_CONFIG")
+	fs.StringVar(&f.config, "config", env.Get("AUTHSERVER_CONFIG"), "config file (YAML); env AUTHSERVER_CONFIG")
 	fs.StringVar(&f.logFormat, "log-format", "", "json or text (overrides log.format)")
 	fs.StringVar(&f.logLevel, "log-level", "", "debug, info, warn or error (overrides log.level)")
 	acceptReset := fs.Bool("accept-sequence-reset", false, acceptResetUsage)
 	if err := parse(fs, args); err != nil {
 		return err
 	}
-	cfg, err := config.Load(f.config, overlay(getenv, f))
+	if f.config == "" && env.Get("AUTHSERVER_APP_KEY") == "" {
+		return errNoConfig
+	}
+	env = overlay(env, f)
+	cfg, err := config.Load(f.config, env)
 	if err != nil {
 		return err
 	}
 	cfg.AcceptSequenceReset = *acceptReset
-	env := overlay(getenv, f)
 	return serve(ctx, cfg, stderr, nil, &reloadSource{
 		load:   func() (*config.Config, error) { return config.Load(f.config, env) },
 		file:   f.config,
@@ -68,16 +76,18 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 }
 
 // overlay lets --log-format/--log-level win over the file and environment.
-func overlay(getenv func(string) string, f serveFlags) func(string) string {
-	return func(k string) string {
-		switch {
-		case k == "AUTHSERVER_LOG_FORMAT" && f.logFormat != "":
-			return f.logFormat
-		case k == "AUTHSERVER_LOG_LEVEL" && f.logLevel != "":
-			return f.logLevel
-		}
-		return getenv(k)
+func overlay(env config.Env, f serveFlags) config.Env {
+	out := make(config.Env, len(env)+2)
+	for k, v := range env {
+		out[k] = v
 	}
+	if f.logFormat != "" {
+		out["AUTHSERVER_LOG_FORMAT"] = f.logFormat
+	}
+	if f.logLevel != "" {
+		out["AUTHSERVER_LOG_LEVEL"] = f.logLevel
+	}
+	return out
 }
 
 func newLogger(cfg *config.Config, w io.Writer) *slog.Logger {
@@ -100,6 +110,9 @@ type started func(public, admin net.Addr)
 // a nil src never reloads.
 func serve(ctx context.Context, cfg *config.Config, logOut io.Writer, onStart started, src *reloadSource) error {
 	logger := newLogger(cfg, logOut)
+	for _, w := range cfg.Warnings {
+		logger.Warn("config: " + w)
+	}
 	ver, rev := versionInfo()
 	m := metrics.New(metrics.BuildInfo{Version: ver, Revision: rev})
 
@@ -140,10 +153,19 @@ func serve(ctx context.Context, cfg *config.Config, logOut io.Writer, onStart st
 		logger.Warn("insecure_http is set: serving plain HTTP; only run this behind a TLS-terminating proxy")
 	}
 
-	checks := []httpapi.Check{{Name: "sequence_store_" + storeName, Run: store.Ping}}
-	if verifier != nil {
-		checks = append(checks, httpapi.Check{Name: "identity_providers", Run: live.verifierReady})
+	// /readyz is "started": config loaded (we are here), listeners open (it
+	// answers on one) and each identity provider's keys loaded once. The
+	// shared dependencies have their own checks and metric (see httpapi.Check).
+	checks := []httpapi.Check{
+		{Name: "identity_provider_keys", Startup: true, Run: live.verifierReady},
+		{Name: "sequence_store", Run: store.Ping},
+		{Name: "identity_providers", Run: live.verifierProbe},
 	}
+	// 0 before the first commit or error, so the dashboard shows 0, not "No data".
+	m.StoreErrors.WithLabelValues(storeName)
+	m.StoreDuration.WithLabelValues(storeName)
+	m.Dependency("sequence_store", store.Ping)
+	m.Dependency("identity_providers", live.verifierProbe)
 	var tv httpapi.TokenVerifier
 	if verifier != nil {
 		tv = verifier
@@ -361,27 +383,65 @@ func (w *slogWriter) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-func runMigrate(ctx context.Context, args []string, getenv func(string) string, stderr io.Writer) error {
+// runMigrate applies the Postgres migrations ("migrate", "migrate up") or
+// prints the version ("migrate status"). It needs only database_url.
+func runMigrate(ctx context.Context, args []string, env config.Env, stdout, stderr io.Writer) error {
 	fs := newFlags("migrate", stderr)
-	path := fs.String("config", getenv("AUTHSERVER_CONFIG"), "config file (YAML); env AUTHSERVER_CONFIG")
+	path := fs.String("config", env.Get("AUTHSERVER_CONFIG"), "config file (YAML); env AUTHSERVER_CONFIG; only database_url is read")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
-	cfg, err := config.Load(*path, getenv)
+	sub := "up"
+	switch fs.NArg() {
+	case 0:
+	case 1:
+		sub = fs.Arg(0)
+	default:
+		fmt.Fprintln(stderr, "usage: authserver migrate [--config FILE] [up|status]")
+		return usageError{errors.New("too many arguments")}
+	}
+	if sub != "up" && sub != "status" {
+		fmt.Fprintf(stderr, "authserver migrate: unknown subcommand %q (up or status)\n", sub)
+		return usageError{fmt.Errorf("unknown subcommand %q", sub)}
+	}
+	url, err := config.LoadDatabaseURL(*path, env)
 	if err != nil {
 		return err
 	}
-	if cfg.DatabaseURL == "" {
-		return errors.New("config: database_url: migrate needs a Postgres database (the embedded store needs no migrations)")
-	}
-	pool, err := openPool(ctx, cfg.DatabaseURL)
+	pool, err := openPool(ctx, url)
 	if err != nil {
 		return err
 	}
 	defer pool.Close()
-	if err := migrations.Up(ctx, pool); err != nil {
+	if sub == "status" {
+		cur, latest, err := migrations.Status(ctx, pool)
+		if err != nil {
+			return fmt.Errorf("migrate: %w", err)
+		}
+		if cur < latest {
+			fmt.Fprintf(stdout, "at version %d; %d migration(s) pending (latest %d): run authserver migrate\n", cur, latest-cur, latest)
+		} else {
+			fmt.Fprintf(stdout, "at version %d (latest)\n", cur)
+		}
+		return nil
+	}
+	applied := 0
+	version, err := migrations.Migrate(ctx, pool, migrations.Progress{
+		Waiting: func() {
+			fmt.Fprintln(stdout, "waiting for another replica's migration to finish (it holds the lock; up to 5 minutes)")
+		},
+		Applied: func(v int64, file string, d time.Duration) {
+			applied++
+			fmt.Fprintf(stdout, "applied %s (version %d) in %s\n", file, v, d.Round(time.Millisecond))
+		},
+	})
+	if err != nil {
 		return fmt.Errorf("migrate: %w", err)
 	}
-	fmt.Fprintln(stderr, "migrations applied")
+	if applied == 0 {
+		fmt.Fprintf(stdout, "already at version %d\n", version)
+	} else {
+		fmt.Fprintf(stdout, "now at version %d\n", version)
+	}
 	return nil
 }

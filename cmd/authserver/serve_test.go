@@ -151,7 +151,8 @@ func TestServeRefusesBadConfig(t *testing.T) {
 		{"secret too short", f.config(f.secretFile, badSecret), []string{"applications[0].secret_file", "5 bytes"}, "c2hvcnQ"},
 		{"secret not base64", f.config(f.secretFile, notB64), []string{"applications[0].secret_file", "Base64"}, "this is not"},
 		{"secret file missing", f.config(f.secretFile, f.secretFile+".nope"), []string{"applications[0].secret_file"}, ""},
-		{"unknown key", f.config("admin_listen:", "admin_listn:"), []string{"config: file:", "admin_listn"}, ""},
+		{"unknown key", f.config("admin_listen:", "admin_listn:"), []string{`config: admin_listn: unknown key (did you mean "admin_listen"?), line 2`}, ""},
+		{"placeholder application key", f.config(serveAppKey, "REPLACE-WITH-YOUR-SINCH-APPLICATION-KEY"), []string{"config: applications[0].key:", "placeholder"}, ""},
 		{"listen without port", f.config(`listen: "127.0.0.1:0"`, `listen: "127.0.0.1"`), []string{"listen:", "127.0.0.1"}, ""},
 		{"listen port in use", f.config(`listen: "127.0.0.1:0"`, `listen: "`+busy.Addr().String()+`"`), []string{"listen:", busy.Addr().String()}, ""},
 		{"admin_listen bad", f.config(`admin_listen: "127.0.0.1:0"`, `admin_listen: "127.0.0.1:http-admin"`), []string{"admin_listen:"}, ""},
@@ -180,9 +181,16 @@ func TestServeRefusesBadConfig(t *testing.T) {
 		err := run(context.Background(), []string{"serve", "--config", filepath.Join(f.dir, "nope.yaml")}, envOf(nil), &bytes.Buffer{}, &bytes.Buffer{})
 		oneLineErr(t, err, "config: file:", "nope.yaml")
 	})
+	// Nothing given at all: say so and how to start, not what the empty
+	// config lacks first.
 	t.Run("no config at all", func(t *testing.T) {
 		err := run(context.Background(), []string{"serve"}, envOf(nil), &bytes.Buffer{}, &bytes.Buffer{})
-		oneLineErr(t, err, "config: tls:")
+		oneLineErr(t, err, "no configuration: give --config FILE or set AUTHSERVER_CONFIG", "authserver dev")
+	})
+	t.Run("an unknown variable", func(t *testing.T) {
+		path := f.write(t, f.config())
+		err := run(context.Background(), []string{"serve", "--config", path}, envOf(map[string]string{"AUTHSERVER_LISTN": ":1"}), &bytes.Buffer{}, &bytes.Buffer{})
+		oneLineErr(t, err, "config: AUTHSERVER_LISTN: unknown variable (did you mean AUTHSERVER_LISTEN?)")
 	})
 	t.Run("config from AUTHSERVER_CONFIG", func(t *testing.T) {
 		path := f.write(t, f.config(appsBlock, ""))
@@ -223,7 +231,7 @@ func TestBinaryExitCodes(t *testing.T) {
 	if code != 1 {
 		t.Errorf("serve with a bad config: exit %d, want 1", code)
 	}
-	if lines := strings.Split(strings.TrimRight(stderr, "\n"), "\n"); len(lines) != 1 || !strings.HasPrefix(lines[0], "authserver: config: file:") || !strings.Contains(lines[0], "admin_listn") {
+	if lines := strings.Split(strings.TrimRight(stderr, "\n"), "\n"); len(lines) != 1 || !strings.HasPrefix(lines[0], "authserver: config: admin_listn: unknown key") || strings.Contains(lines[0], "config.Config") {
 		t.Errorf("serve with a bad config: stderr %q, want one line naming admin_listn", stderr)
 	}
 	if stdout != "" {

@@ -6,19 +6,12 @@ package config
 
 import (
 	"bytes"
-	"errors"
 	"fmt"
-	"io"
 	"net/netip"
 	"net/url"
 	"os"
-	"reflect"
-	"strconv"
 	"strings"
 	"time"
-	"unicode/utf8"
-
-	"gopkg.in/yaml.v3"
 
 	"github.com/authserver-dev/authserver/internal/signer"
 )
@@ -48,6 +41,9 @@ type Config struct {
 	AcceptSequenceReset bool `yaml:"-"`
 	// Proxies is TrustedProxies parsed.
 	Proxies []netip.Prefix `yaml:"-"`
+	// Warnings are doubts that do not stop the start (an application key
+	// that is not a UUID); serve logs them and check prints them.
+	Warnings []string `yaml:"-"`
 }
 
 // TLS names the certificate and key files of the public listener. Both are
@@ -182,124 +178,35 @@ func Defaults() Config {
 }
 
 // Load reads the YAML file at path (none when path is empty), applies the
-// environment, resolves secrets and validates. getenv is os.Getenv in
-// production and a map in tests.
-func Load(path string, getenv func(string) string) (*Config, error) {
+// environment, resolves secrets and validates. env is EnvOf(os.Environ())
+// in production and a map in tests. The file's and the environment's
+// problems are all returned together (errors.Join), each an *Error on one
+// line; validation stops at its first problem.
+func Load(path string, env Env) (*Config, error) {
 	cfg := Defaults()
+	var errs []error
 	if path != "" {
 		f, err := os.Open(path)
 		if err != nil {
 			return nil, errf("file", "%v", err)
 		}
 		defer f.Close()
-		if err := Decode(f, &cfg); err != nil {
-			return nil, err
-		}
+		errs = append(errs, Decode(f, &cfg))
 	}
-	if err := ApplyEnv(&cfg, getenv); err != nil {
+	errs = append(errs, ApplyEnv(&cfg, env))
+	if err := joinErrors(errs); err != nil {
 		return nil, err
 	}
-	if err := cfg.Resolve(getenv); err != nil {
+	if err := cfg.Resolve(env.Get); err != nil {
 		return nil, err
 	}
 	return &cfg, nil
 }
 
-// Decode reads YAML into cfg, refusing unknown keys.
-func Decode(r io.Reader, cfg *Config) error {
-	data, err := io.ReadAll(r)
-	if err != nil {
-		return errf("file", "%v", err)
-	}
-	if len(bytes.TrimSpace(data)) == 0 {
-		return nil
-	}
-	dec := yaml.NewDecoder(bytes.NewReader(zeroDurations(data)))
-	dec.KnownFields(true)
-	if err := dec.Decode(cfg); err != nil && !errors.Is(err, io.EOF) {
-		return errf("file", "%s", strings.ReplaceAll(err.Error(), "\n", "; "))
-	}
-	return nil
-}
-
-var durationType = reflect.TypeFor[time.Duration]()
-
-// zeroDurations rewrites a bare 0 given for a duration key (instance_ttl: 0,
-// as the documented example writes it) to "0s". yaml.v3 refuses integers for
-// time.Duration fields, but 0 is unambiguous. Other integers still fail, since
-// 600 could mean seconds or nanoseconds. The patch is made in the source text,
-// in place, so line numbers in later errors stay those of the file.
-func zeroDurations(data []byte) []byte {
-	var doc yaml.Node
-	if yaml.Unmarshal(data, &doc) != nil {
-		return data // the strict decode reports the error
-	}
-	var zeros []*yaml.Node
-	findZeroDurations(&doc, reflect.TypeFor[Config](), &zeros)
-	if len(zeros) == 0 {
-		return data
-	}
-	lines := bytes.SplitAfter(data, []byte("\n"))
-	// Patch from the end so earlier offsets stay valid.
-	for i := len(zeros) - 1; i >= 0; i-- {
-		n := zeros[i]
-		if n.Line < 1 || n.Line > len(lines) {
-			continue
-		}
-		line := lines[n.Line-1]
-		off := 0
-		for c := 1; c < n.Column && off < len(line); c++ {
-			_, size := utf8.DecodeRune(line[off:])
-			off += size
-		}
-		if !bytes.HasPrefix(line[off:], []byte(n.Value)) {
-			continue // an anchor or tag precedes the value: leave it to the decoder
-		}
-		lines[n.Line-1] = append(append(append([]byte{}, line[:off]...), "0s"...), line[off+len(n.Value):]...)
-	}
-	return bytes.Join(lines, nil)
-}
-
-// findZeroDurations collects the integer-zero scalars that decode into a
-// time.Duration field of t, in document order.
-func findZeroDurations(n *yaml.Node, t reflect.Type, out *[]*yaml.Node) {
-	for t.Kind() == reflect.Pointer {
-		t = t.Elem()
-	}
-	switch n.Kind {
-	case yaml.DocumentNode:
-		for _, c := range n.Content {
-			findZeroDurations(c, t, out)
-		}
-	case yaml.MappingNode:
-		if t.Kind() != reflect.Struct {
-			return
-		}
-		for i := 0; i+1 < len(n.Content); i += 2 {
-			for j := 0; j < t.NumField(); j++ {
-				if name, _, _ := strings.Cut(t.Field(j).Tag.Get("yaml"), ","); name == n.Content[i].Value {
-					findZeroDurations(n.Content[i+1], t.Field(j).Type, out)
-				}
-			}
-		}
-	case yaml.SequenceNode:
-		if t.Kind() == reflect.Slice || t.Kind() == reflect.Array {
-			for _, c := range n.Content {
-				findZeroDurations(c, t.Elem(), out)
-			}
-		}
-	case yaml.ScalarNode:
-		if t == durationType && n.Style == 0 && n.ShortTag() == "!!int" {
-			if v, err := strconv.ParseInt(n.Value, 0, 64); err == nil && v == 0 {
-				*out = append(*out, n)
-			}
-		}
-	}
-}
-
 // Resolve reads secrets and validates everything; call it after the file and
 // the environment are applied.
 func (c *Config) Resolve(getenv func(string) string) error {
+	c.Warnings = nil
 	if c.Listen == "" {
 		return errf("listen", "must not be empty")
 	}
@@ -396,8 +303,14 @@ func (c *Config) resolveApplications(getenv func(string) string) error {
 	for i := range c.Applications {
 		a := &c.Applications[i]
 		key := fmt.Sprintf("applications[%d]", i)
+		if placeholder(a.Key) {
+			return errf(key+".key", "%q is a placeholder: put your application key from the Sinch dashboard here", a.Key)
+		}
 		if !signer.ValidAppKey(a.Key) {
 			return errf(key+".key", "%q is not an application key (1-255 characters of A-Z a-z 0-9 - _ .)", a.Key)
+		}
+		if !c.Dev && !uuidRe.MatchString(a.Key) {
+			c.Warnings = append(c.Warnings, fmt.Sprintf("%s.key: %q is not a UUID, as the Sinch dashboard's application keys are: check it", key, a.Key))
 		}
 		if seen[a.Key] {
 			return errf(key+".key", "%q is configured twice", a.Key)
@@ -474,6 +387,9 @@ func resolveSecrets(key, file, env, inline string, dev bool, getenv func(string)
 		line = strings.TrimSpace(line)
 		if line == "" || strings.HasPrefix(line, "#") {
 			continue
+		}
+		if placeholder(line) {
+			return nil, errf(key, "line %d: is a placeholder, not a secret: put the application secret from the Sinch dashboard here", i+1)
 		}
 		s, err := signer.ParseSecret(line)
 		if err != nil {
@@ -596,8 +512,14 @@ func (c *Config) checkAPIKeys() error {
 			return errf(key+".name", "%q is used twice", k.Name)
 		}
 		names[k.Name] = true
+		if placeholder(k.SHA256) {
+			return errf(key+".sha256", "is a placeholder: put the SHA-256 of your key here (printf %%s KEY | sha256sum)")
+		}
 		if !isHex64(k.SHA256) {
 			return errf(key+".sha256", "must be the 64-character hex SHA-256 of the key (printf %%s KEY | sha256sum)")
+		}
+		if why := placeholderHash(k.SHA256); why != "" {
+			return errf(key+".sha256", "is %s, not a real key's: put the SHA-256 of your key here (printf %%s KEY | sha256sum)", why)
 		}
 		if len(k.Applications) == 0 {
 			return errf(key+".applications", "is required (use [\"*\"] for all applications)")

@@ -125,9 +125,7 @@ func (f fixture) mustLoad(tb testing.TB, yamlText string, env map[string]string)
 	return cfg
 }
 
-func mapEnv(m map[string]string) func(string) string {
-	return func(k string) string { return m[k] }
-}
+func mapEnv(m map[string]string) config.Env { return config.Env(m) }
 
 func TestLoadInvalid(t *testing.T) {
 	tests := []struct {
@@ -140,14 +138,24 @@ func TestLoadInvalid(t *testing.T) {
 	}{
 		// The file itself.
 		{name: "file missing", yaml: "-", key: "file", want: "no such file"},
-		{name: "unknown key", yaml: validYAML + "listen_addr: \":9\"\n", key: "file", want: "listen_addr"},
-		{name: "unknown nested key", yaml: tlsYAML + appYAML + "    secret_fiel: x\n" + apiKeyYAML, key: "file", want: "secret_fiel"},
+		{name: "unknown key", yaml: validYAML + "listen_addr: \":9\"\n", key: "listen_addr", want: "unknown key, line 9"},
+		{name: "misspelt top-level key", yaml: validYAML + "listn: \":9\"\n", key: "listn", want: `did you mean "listen"?`},
+		{name: "unknown nested key", yaml: tlsYAML + appYAML + "    secret_fiel: x\n" + apiKeyYAML, key: "applications[0]", want: `unknown key "secret_fiel" (did you mean "secret_file"?), line 5`},
+		{name: "misspelt secret_file", yaml: tlsYAML + "applications:\n  - key: " + appKey + "\n    secrt_file: $SECRET_FILE\n" + apiKeyYAML,
+			key: "applications[0]", want: `unknown key "secrt_file" (did you mean "secret_file"?)`},
+		{name: "unknown key in a mapping", yaml: appYAML + apiKeyYAML + "tls: {cert_file: $CERT, key_file: $KEY, ca_file: x}\n", key: "tls", want: `unknown key "ca_file"`},
+		{name: "key given twice", yaml: validYAML + "log: {level: info, level: debug}\n", key: "log.level", want: "given twice"},
 		{name: "bad YAML", yaml: validYAML + "cors: {allowed_origins: [\n", key: "file"},
 		{name: "tab indentation", yaml: "applications:\n\t- key: x\n", key: "file"},
-		{name: "wrong type", yaml: validYAML + "listen: [\":8443\"]\n", key: "file", want: "line 9"},
-		{name: "several type errors stay on one line", yaml: validYAML + "pprof: maybe\nsequence: {max_batch: lots}\n", key: "file", want: "line 10"},
-		{name: "duration without unit", yaml: tlsYAML + appYAML + "    token_ttl: 600\n" + apiKeyYAML, key: "file", want: "time.Duration"},
-		{name: "bad duration", yaml: tlsYAML + appYAML + "    token_ttl: ten minutes\n" + apiKeyYAML, key: "file"},
+		{name: "wrong type", yaml: validYAML + "listen: [\":8443\"]\n", key: "listen", want: "line 9"},
+		{name: "list where a mapping goes", yaml: appYAML + apiKeyYAML + "tls: [$CERT, $KEY]\n", key: "tls", want: "must be a mapping"},
+		{name: "mapping where a list goes", yaml: tlsYAML + "applications: {key: " + appKey + "}\n" + apiKeyYAML, key: "applications", want: "must be a list"},
+		{name: "string where a list goes", yaml: tlsYAML + appYAML + "api_keys:\n  - {name: a, sha256: " + keyHash + ", applications: [\"*\"]}\n  - {name: b, sha256: " + keyHash + ", applications: \"*\"}\n",
+			key: "api_keys[1].applications", want: "must be a list"},
+		{name: "several mistakes one line each", yaml: validYAML + "pprof: maybe\nsequence: {max_batch: lots}\n", key: "pprof", want: "line 9"},
+		{name: "duration without unit", yaml: tlsYAML + appYAML + "    token_ttl: 600\n" + apiKeyYAML, key: "applications[0].token_ttl", want: "no unit"},
+		{name: "bad duration", yaml: tlsYAML + appYAML + "    token_ttl: ten minutes\n" + apiKeyYAML, key: "applications[0].token_ttl", want: "not a duration"},
+		{name: "bool as a number", yaml: validYAML + "insecure_http: 1\n", key: "insecure_http", want: "true or false"},
 
 		// Listeners, TLS, storage.
 		{name: "empty listen", yaml: validYAML + "listen: \"\"\n", key: "listen"},
@@ -291,6 +299,27 @@ func TestLoadInvalid(t *testing.T) {
 		{name: "bad env boolean pprof", yaml: validYAML, env: map[string]string{"AUTHSERVER_PPROF": "enabled"}, key: "pprof"},
 		{name: "bad env duration", yaml: validYAML, env: map[string]string{"AUTHSERVER_SEQUENCE_BATCH_WINDOW": "500"}, key: "sequence.batch_window", want: "AUTHSERVER_SEQUENCE_BATCH_WINDOW"},
 		{name: "env database url", yaml: validYAML, env: map[string]string{"AUTHSERVER_DATABASE_URL": "sqlite:///tmp/x.db"}, key: "database_url"},
+		{name: "unknown env variable", yaml: validYAML, env: map[string]string{"AUTHSERVER_LISTN": ":1"}, key: "AUTHSERVER_LISTN", want: "did you mean AUTHSERVER_LISTEN?"},
+		{name: "empty env variable", yaml: validYAML, env: map[string]string{"AUTHSERVER_LISTEN": ""}, key: "AUTHSERVER_LISTEN", want: "empty"},
+		{name: "file and env mistakes together", yaml: validYAML + "listn: x\n", env: map[string]string{"AUTHSERVER_LOG_LEVL": "debug"}, key: "listn"},
+		{name: "env api keys malformed", yaml: tlsYAML + appYAML, env: map[string]string{"AUTHSERVER_API_KEYS": "backend:" + keyHash}, key: "AUTHSERVER_API_KEYS", want: "entry 1"},
+		{name: "env api key unknown application", yaml: tlsYAML + appYAML, env: map[string]string{"AUTHSERVER_API_KEYS": "backend:" + keyHash + ":" + appKey2}, key: "api_keys[0].applications", want: appKey2},
+		{name: "env provider without audience", yaml: validYAML, env: map[string]string{"AUTHSERVER_IDP_ISSUER": "https://idp.example.com/"}, key: "AUTHSERVER_IDP_AUDIENCE"},
+
+		// Placeholders of deploy/ and the README.
+		{name: "placeholder application key", yaml: tlsYAML + apiKeyYAML + "applications:\n  - {key: REPLACE-WITH-YOUR-SINCH-APPLICATION-KEY, secret_file: $SECRET_FILE}\n",
+			key: "applications[0].key", want: "placeholder"},
+		{name: "placeholder api key sha256", yaml: tlsYAML + appYAML + "api_keys:\n  - {name: backend, sha256: \"" + strings.Repeat("0", 64) + "\", applications: [\"*\"]}\n",
+			key: "api_keys[0].sha256", want: "all-zero"},
+		{name: "README api key sha256", yaml: tlsYAML + appYAML + "api_keys:\n  - {name: backend, sha256: 9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08, applications: [\"*\"]}\n",
+			key: "api_keys[0].sha256", want: "README"},
+		{name: "sha256 of an empty key", yaml: tlsYAML + appYAML + "api_keys:\n  - {name: backend, sha256: E3B0C44298FC1C149AFBF4C8996FB92427AE41E4649B934CA495991B7852B855, applications: [\"*\"]}\n",
+			key: "api_keys[0].sha256", want: "empty key"},
+		{name: "placeholder api key sha256 text", yaml: tlsYAML + appYAML + "api_keys:\n  - {name: backend, sha256: REPLACE-WITH-THE-SHA256, applications: [\"*\"]}\n",
+			key: "api_keys[0].sha256", want: "placeholder"},
+		{name: "placeholder secret", files: map[string]string{"sinch": "# the application secret\nYOUR-SINCH-APP-SECRET\n"},
+			yaml: tlsYAML + apiKeyYAML + "applications:\n  - {key: " + appKey + ", secret_file: $DIR/sinch}\n",
+			key:  "applications[0].secret_file", want: "line 2: is a placeholder"},
 	}
 
 	var golden strings.Builder
@@ -321,14 +350,26 @@ func TestLoadInvalid(t *testing.T) {
 				t.Errorf("Key = %q, want %q (error: %v)", cerr.Key, tt.key, err)
 			}
 			msg := err.Error()
-			if strings.Contains(msg, "\n") {
-				t.Errorf("error is not one line: %q", msg)
+			// Several problems are one line each, each a *config.Error.
+			problems := []error{err}
+			if j, ok := err.(interface{ Unwrap() []error }); ok {
+				problems = j.Unwrap()
 			}
-			if !strings.HasPrefix(msg, "config: ") {
-				t.Errorf("error %q does not start with \"config: \"", msg)
+			if len(problems) != strings.Count(msg, "\n")+1 {
+				t.Errorf("%d problems on %d lines: %q", len(problems), strings.Count(msg, "\n")+1, msg)
 			}
-			if want := "config: " + cerr.Key + ": " + cerr.Problem; msg != want {
-				t.Errorf("Error() = %q, want %q", msg, want)
+			for _, p := range problems {
+				var pe *config.Error
+				if !errors.As(p, &pe) {
+					t.Errorf("problem %T %q is not a *config.Error", p, p)
+					continue
+				}
+				if want := "config: " + pe.Key + ": " + pe.Problem; p.Error() != want || strings.Contains(p.Error(), "\n") {
+					t.Errorf("Error() = %q, want %q on one line", p.Error(), want)
+				}
+				if strings.Contains(p.Error(), "config.") || strings.Contains(p.Error(), "time.Duration") || strings.Contains(p.Error(), "!!") {
+					t.Errorf("problem names a Go or YAML type: %q", p.Error())
+				}
 			}
 			if !strings.Contains(cerr.Problem, tt.want) {
 				t.Errorf("Problem = %q, want it to contain %q", cerr.Problem, tt.want)
@@ -338,7 +379,7 @@ func TestLoadInvalid(t *testing.T) {
 					t.Errorf("error reveals the secret %q: %s", s, msg)
 				}
 			}
-			fmt.Fprintf(&golden, "%s\n\t%s\n", tt.name, strings.ReplaceAll(msg, f.dir, "$DIR"))
+			fmt.Fprintf(&golden, "%s\n\t%s\n", tt.name, strings.ReplaceAll(strings.ReplaceAll(msg, f.dir, "$DIR"), "\n", "\n\t"))
 		})
 	}
 	if !t.Failed() {
@@ -706,16 +747,15 @@ func TestDecode(t *testing.T) {
 		c := config.Defaults()
 		err := config.Decode(strings.NewReader("log: {level: info}\napplications:\n  - key: a\n    token_ttl: 600\n"), &c)
 		var cerr *config.Error
-		if !errors.As(err, &cerr) || cerr.Key != "file" || !strings.Contains(cerr.Problem, "line 4") {
-			t.Errorf("Decode = %v, want a file error at line 4", err)
+		if !errors.As(err, &cerr) || cerr.Key != "applications[0].token_ttl" || !strings.HasSuffix(cerr.Problem, ", line 4") {
+			t.Errorf("Decode = %v, want an applications[0].token_ttl error at line 4", err)
 		}
 	})
-	t.Run("an anchored zero is left to yaml", func(t *testing.T) {
+	t.Run("an anchored zero is a zero", func(t *testing.T) {
 		c := config.Defaults()
-		err := config.Decode(strings.NewReader("applications:\n  - key: a\n    instance_ttl: &z 0\n"), &c)
-		var cerr *config.Error
-		if !errors.As(err, &cerr) || cerr.Key != "file" {
-			t.Errorf("Decode = %v, want a file error", err)
+		err := config.Decode(strings.NewReader("applications:\n  - key: a\n    instance_ttl: &z 0\n    token_ttl: *z\n"), &c)
+		if err != nil || c.Applications[0].InstanceTTL != 0 || c.Applications[0].TokenTTL != 0 {
+			t.Errorf("Decode = %v, %+v", err, c.Applications)
 		}
 	})
 }
@@ -723,7 +763,7 @@ func TestDecode(t *testing.T) {
 func TestResolveTwice(t *testing.T) {
 	f := newFixture(t)
 	cfg := f.mustLoad(t, validYAML+"trusted_proxies: [10.0.0.0/8, 192.168.1.1]\n", nil)
-	if err := cfg.Resolve(mapEnv(nil)); err != nil {
+	if err := cfg.Resolve(mapEnv(nil).Get); err != nil {
 		t.Fatalf("second Resolve: %v", err)
 	}
 	if len(cfg.Proxies) != 2 || len(cfg.Applications[0].Secrets) != 1 {
@@ -738,7 +778,7 @@ func TestResolveDev(t *testing.T) {
 	cfg.Dev = true
 	cfg.Applications = []config.Application{{Key: appKey, Secret: secretA}}
 	cfg.APIKeys = []config.APIKey{{Name: "dev", SHA256: keyHash, Applications: []string{"*"}}}
-	if err := cfg.Resolve(mapEnv(nil)); err != nil {
+	if err := cfg.Resolve(mapEnv(nil).Get); err != nil {
 		t.Fatalf("Resolve: %v", err)
 	}
 	app := cfg.DefaultApplication()

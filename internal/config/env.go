@@ -1,17 +1,45 @@
 package config
 
 import (
+	"errors"
 	"fmt"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
 )
 
-// envVar is one AUTHSERVER_<KEY> override of a scalar config key.
+// Env is the process's environment by name: EnvOf(os.Environ()) in main, a
+// literal map in tests. Unlike a getenv function it tells a variable set to
+// "" from an unset one, and lists the names, so that a misspelt AUTHSERVER_*
+// variable is an error instead of being ignored.
+type Env map[string]string
+
+// EnvOf makes an Env from "NAME=value" entries, as os.Environ returns them.
+func EnvOf(environ []string) Env {
+	e := make(Env, len(environ))
+	for _, kv := range environ {
+		if k, v, ok := strings.Cut(kv, "="); ok {
+			e[k] = v
+		}
+	}
+	return e
+}
+
+// Get returns the variable's value, "" when unset.
+func (e Env) Get(name string) string { return e[name] }
+
+// EnvPrefix starts the name of every variable authserver reads.
+const EnvPrefix = "AUTHSERVER_"
+
+// envVar is one AUTHSERVER_<KEY> override of a scalar config key. Its name
+// is generated from the key (EnvName), and doc is its line in the README's
+// table, which a test keeps equal to EnvTable.
 type envVar struct {
-	name string
-	key  string
-	set  func(c *Config, v string) error
+	key   string
+	doc   string
+	empty bool // an empty value is allowed (and sets the key to empty)
+	set   func(c *Config, v string) error
 }
 
 func str(p func(*Config) *string) func(*Config, string) error {
@@ -29,6 +57,28 @@ func boolean(p func(*Config) *bool) func(*Config, string) error {
 	}
 }
 
+func integer(p func(*Config) *int) func(*Config, string) error {
+	return func(c *Config, v string) error {
+		n, err := strconv.Atoi(v)
+		if err != nil {
+			return fmt.Errorf("%q is not an integer", v)
+		}
+		*p(c) = n
+		return nil
+	}
+}
+
+func duration(p func(*Config) *time.Duration) func(*Config, string) error {
+	return func(c *Config, v string) error {
+		d, err := time.ParseDuration(v)
+		if err != nil {
+			return fmt.Errorf("%q is not a duration like 500us or 10m", v)
+		}
+		*p(c) = d
+		return nil
+	}
+}
+
 func list(p func(*Config) *[]string) func(*Config, string) error {
 	return func(c *Config, v string) error {
 		var out []string
@@ -42,70 +92,181 @@ func list(p func(*Config) *[]string) func(*Config, string) error {
 	}
 }
 
-// envVars lists every environment override; the README's table is this list.
+// envVars is the one table of scalar keys settable from the environment:
+// it feeds ApplyEnv, the check of unknown names and the README's table.
+// Every scalar key of Config needs a row (TestEveryScalarKeyHasAVariable).
 var envVars = []envVar{
-	{"AUTHSERVER_LISTEN", "listen", str(func(c *Config) *string { return &c.Listen })},
-	{"AUTHSERVER_ADMIN_LISTEN", "admin_listen", str(func(c *Config) *string { return &c.AdminListen })},
-	{"AUTHSERVER_TLS_CERT_FILE", "tls.cert_file", str(func(c *Config) *string { return &c.TLS.CertFile })},
-	{"AUTHSERVER_TLS_KEY_FILE", "tls.key_file", str(func(c *Config) *string { return &c.TLS.KeyFile })},
-	{"AUTHSERVER_INSECURE_HTTP", "insecure_http", boolean(func(c *Config) *bool { return &c.InsecureHTTP })},
-	{"AUTHSERVER_DATABASE_URL", "database_url", str(func(c *Config) *string { return &c.DatabaseURL })},
-	{"AUTHSERVER_DATA_DIR", "data_dir", str(func(c *Config) *string { return &c.DataDir })},
-	{"AUTHSERVER_RATE_LIMITS_PER_USER", "rate_limits.per_user", str(func(c *Config) *string { return &c.RateLimits.PerUser })},
-	{"AUTHSERVER_RATE_LIMITS_PER_IP", "rate_limits.per_ip", str(func(c *Config) *string { return &c.RateLimits.PerIP })},
-	{"AUTHSERVER_RATE_LIMITS_PER_API_KEY", "rate_limits.per_api_key", str(func(c *Config) *string { return &c.RateLimits.PerAPIKey })},
-	{"AUTHSERVER_RATE_LIMITS_PER_IP_FAILED_AUTH", "rate_limits.per_ip_failed_auth", str(func(c *Config) *string { return &c.RateLimits.PerIPFailedAuth })},
-	{"AUTHSERVER_CORS_ALLOWED_ORIGINS", "cors.allowed_origins", list(func(c *Config) *[]string { return &c.CORS.AllowedOrigins })},
-	{"AUTHSERVER_TRUSTED_PROXIES", "trusted_proxies", list(func(c *Config) *[]string { return &c.TrustedProxies })},
-	{"AUTHSERVER_LOG_FORMAT", "log.format", str(func(c *Config) *string { return &c.Log.Format })},
-	{"AUTHSERVER_LOG_LEVEL", "log.level", str(func(c *Config) *string { return &c.Log.Level })},
-	{"AUTHSERVER_PPROF", "pprof", boolean(func(c *Config) *bool { return &c.Pprof })},
-	{"AUTHSERVER_SEQUENCE_DISABLE_GROUP_COMMIT", "sequence.disable_group_commit", boolean(func(c *Config) *bool { return &c.Sequence.DisableGroupCommit })},
-	{"AUTHSERVER_SEQUENCE_CLOCK_FLOOR", "sequence.clock_floor", boolean(func(c *Config) *bool { return &c.Sequence.ClockFloor })},
-	{"AUTHSERVER_SEQUENCE_BATCH_WINDOW", "sequence.batch_window", func(c *Config, v string) error {
-		d, err := time.ParseDuration(v)
-		if err != nil {
-			return fmt.Errorf("%q is not a duration like 500us", v)
-		}
-		c.Sequence.BatchWindow = d
-		return nil
-	}},
+	{"listen", "public HTTPS listener, `host:port`", false, str(func(c *Config) *string { return &c.Listen })},
+	{"admin_listen", "admin listener (metrics, health), plain HTTP", false, str(func(c *Config) *string { return &c.AdminListen })},
+	{"tls.cert_file", "certificate file (PEM), reloaded when it changes", false, str(func(c *Config) *string { return &c.TLS.CertFile })},
+	{"tls.key_file", "private key file (PEM)", false, str(func(c *Config) *string { return &c.TLS.KeyFile })},
+	{"insecure_http", "`true`: plain HTTP behind a TLS-terminating proxy", false, boolean(func(c *Config) *bool { return &c.InsecureHTTP })},
+	{"database_url", "Postgres URL; empty: the embedded store", true, str(func(c *Config) *string { return &c.DatabaseURL })},
+	{"data_dir", "directory of the embedded store", false, str(func(c *Config) *string { return &c.DataDir })},
+	{"rate_limits.per_user", "`N/s`, `N/m`, `N/h` or `off`", false, str(func(c *Config) *string { return &c.RateLimits.PerUser })},
+	{"rate_limits.per_ip", "the same, per client IP", false, str(func(c *Config) *string { return &c.RateLimits.PerIP })},
+	{"rate_limits.per_api_key", "the same, per API key", false, str(func(c *Config) *string { return &c.RateLimits.PerAPIKey })},
+	{"rate_limits.per_ip_failed_auth", "the same, per client IP, for failed authentications", false, str(func(c *Config) *string { return &c.RateLimits.PerIPFailedAuth })},
+	{"cors.allowed_origins", "comma-separated origins; empty: none", true, list(func(c *Config) *[]string { return &c.CORS.AllowedOrigins })},
+	{"trusted_proxies", "comma-separated IPs or CIDRs; empty: none", true, list(func(c *Config) *[]string { return &c.TrustedProxies })},
+	{"log.format", "`json` or `text`", false, str(func(c *Config) *string { return &c.Log.Format })},
+	{"log.level", "`debug`, `info`, `warn` or `error`", false, str(func(c *Config) *string { return &c.Log.Level })},
+	{"pprof", "`true`: /debug/pprof/ on the admin listener", false, boolean(func(c *Config) *bool { return &c.Pprof })},
+	{"sequence.batch_window", "group-commit window, e.g. `500us`", false, duration(func(c *Config) *time.Duration { return &c.Sequence.BatchWindow })},
+	{"sequence.max_batch", "most calls in one group commit", false, integer(func(c *Config) *int { return &c.Sequence.MaxBatch })},
+	{"sequence.disable_group_commit", "`true`: one statement per call", false, boolean(func(c *Config) *bool { return &c.Sequence.DisableGroupCommit })},
+	{"sequence.clock_floor", "`true`: every sequence is at least the time in µs (a lost or restored store cannot repeat one)", false, boolean(func(c *Config) *bool { return &c.Sequence.ClockFloor })},
+}
+
+// otherVars are the variables that are not one scalar key, with their
+// documentation. Those marked notConfig are read by tools around authserver
+// (tests, docker compose); they are allowed so a shell that sets them can
+// still run it.
+var otherVars = []struct {
+	name, doc string
+	notConfig bool
+}{
+	{"AUTHSERVER_CONFIG", "the config file (`--config`)", false},
+	{"AUTHSERVER_APP_KEY", "single application: its key; replaces `applications`", false},
+	{"AUTHSERVER_APP_SECRET", "… and its secret (Base64), or:", false},
+	{"AUTHSERVER_APP_SECRET_FILE", "… a file holding it", false},
+	{"AUTHSERVER_API_KEYS", "`name:sha256:app1\\|app2,…` (`*` for all applications); replaces `api_keys`", false},
+	{"AUTHSERVER_IDP_ISSUER", "one identity provider: its issuer (OIDC discovery); replaces `identity_providers`", false},
+	{"AUTHSERVER_IDP_AUDIENCE", "… the audience its tokens must have (required with the issuer)", false},
+	{"AUTHSERVER_IDP_JWKS_URL", "… its JWK Set URL, instead of discovery (optional)", false},
+	{"AUTHSERVER_TEST_DATABASE_URL", "not read by authserver: `go test` uses this Postgres instead of a throwaway one", true},
+	{"AUTHSERVER_VERSION", "not read by authserver: docker compose's image tag and build argument", true},
+	{"AUTHSERVER_COMMIT", "not read by authserver: docker compose's build argument", true},
+}
+
+// EnvName is the variable that sets key: AUTHSERVER_ and the key in upper
+// case with dots as underscores (tls.cert_file: AUTHSERVER_TLS_CERT_FILE).
+func EnvName(key string) string {
+	return EnvPrefix + strings.ToUpper(strings.ReplaceAll(key, ".", "_"))
 }
 
 // EnvNames returns the names of all scalar environment overrides with the
 // config key each sets.
 func EnvNames() [][2]string {
-	out := make([][2]string, 0, len(envVars)+3)
+	out := make([][2]string, 0, len(envVars))
 	for _, e := range envVars {
-		out = append(out, [2]string{e.name, e.key})
+		out = append(out, [2]string{EnvName(e.key), e.key})
 	}
 	return out
 }
 
-// ApplyEnv applies AUTHSERVER_* overrides and the single-application
-// shortcut (AUTHSERVER_APP_KEY with AUTHSERVER_APP_SECRET or
-// AUTHSERVER_APP_SECRET_FILE), which replaces the file's applications.
-func ApplyEnv(c *Config, getenv func(string) string) error {
+// EnvTable is the README's table of environment variables, in Markdown.
+func EnvTable() string {
+	var b strings.Builder
+	b.WriteString("| variable | key | value |\n|---|---|---|\n")
 	for _, e := range envVars {
-		v := getenv(e.name)
-		if v == "" {
+		empty := ""
+		if e.empty {
+			empty = " (may be empty)"
+		}
+		fmt.Fprintf(&b, "| `%s` | `%s` | %s%s |\n", EnvName(e.key), e.key, e.doc, empty)
+	}
+	for _, o := range otherVars {
+		fmt.Fprintf(&b, "| `%s` | | %s |\n", o.name, o.doc)
+	}
+	return b.String()
+}
+
+// knownEnv reports whether name is a variable authserver knows.
+func knownEnv(name string) bool {
+	for _, e := range envVars {
+		if EnvName(e.key) == name {
+			return true
+		}
+	}
+	for _, o := range otherVars {
+		if o.name == name {
+			return true
+		}
+	}
+	return false
+}
+
+// checkEnvNames refuses AUTHSERVER_* variables that map to nothing, naming
+// each (with the closest known name), and empty values of variables that do
+// not allow them: a typo must not be silently ignored.
+func checkEnvNames(env Env) []error {
+	var names []string
+	for k := range env {
+		if strings.HasPrefix(k, EnvPrefix) {
+			names = append(names, k)
+		}
+	}
+	sort.Strings(names)
+	// Suggestions compare the part after AUTHSERVER_, which all share.
+	var known []string
+	for _, e := range envVars {
+		known = append(known, strings.TrimPrefix(EnvName(e.key), EnvPrefix))
+	}
+	for _, o := range otherVars {
+		known = append(known, strings.TrimPrefix(o.name, EnvPrefix))
+	}
+	var errs []error
+	for _, k := range names {
+		if !knownEnv(k) {
+			msg := "unknown variable"
+			if s := suggest(strings.TrimPrefix(k, EnvPrefix), known); s != "" {
+				msg += fmt.Sprintf(" (did you mean %s?)", EnvPrefix+s)
+			}
+			errs = append(errs, errf(k, "%s; unset it, or see the README's list", msg))
+			continue
+		}
+		if env[k] == "" && !emptyAllowed(k) {
+			errs = append(errs, errf(k, "is set but empty; unset it to keep the file's or the default value"))
+		}
+	}
+	return errs
+}
+
+func emptyAllowed(name string) bool {
+	for _, e := range envVars {
+		if EnvName(e.key) == name {
+			return e.empty
+		}
+	}
+	return false
+}
+
+// ApplyEnv applies AUTHSERVER_* overrides: the scalar keys, the
+// single-application shortcut (AUTHSERVER_APP_KEY with AUTHSERVER_APP_SECRET
+// or AUTHSERVER_APP_SECRET_FILE), AUTHSERVER_API_KEYS and one identity
+// provider (AUTHSERVER_IDP_*), each of which replaces the file's list. An
+// unknown AUTHSERVER_* name or an empty value is an error; every problem
+// found is returned (errors.Join).
+func ApplyEnv(c *Config, env Env) error {
+	errs := checkEnvNames(env)
+	for _, e := range envVars {
+		v, ok := env[EnvName(e.key)]
+		if !ok || v == "" && !e.empty {
 			continue
 		}
 		if err := e.set(c, v); err != nil {
-			return errf(e.key, "from %s: %v", e.name, err)
+			errs = append(errs, errf(e.key, "from %s: %v", EnvName(e.key), err))
 		}
 	}
-	key := getenv("AUTHSERVER_APP_KEY")
-	secret, secretFile := getenv("AUTHSERVER_APP_SECRET"), getenv("AUTHSERVER_APP_SECRET_FILE")
+	errs = append(errs, applyEnvApp(c, env)...)
+	errs = append(errs, applyEnvAPIKeys(c, env)...)
+	errs = append(errs, applyEnvProvider(c, env)...)
+	return joinErrors(errs)
+}
+
+func applyEnvApp(c *Config, env Env) []error {
+	key := env.Get("AUTHSERVER_APP_KEY")
+	secret, secretFile := env.Get("AUTHSERVER_APP_SECRET"), env.Get("AUTHSERVER_APP_SECRET_FILE")
 	switch {
 	case key == "" && (secret != "" || secretFile != ""):
-		return errf("AUTHSERVER_APP_KEY", "must be set with AUTHSERVER_APP_SECRET or AUTHSERVER_APP_SECRET_FILE")
+		return []error{errf("AUTHSERVER_APP_KEY", "must be set with AUTHSERVER_APP_SECRET or AUTHSERVER_APP_SECRET_FILE")}
 	case key == "":
 		return nil
 	case secret != "" && secretFile != "":
-		return errf("AUTHSERVER_APP_SECRET", "set only one of AUTHSERVER_APP_SECRET and AUTHSERVER_APP_SECRET_FILE")
+		return []error{errf("AUTHSERVER_APP_SECRET", "set only one of AUTHSERVER_APP_SECRET and AUTHSERVER_APP_SECRET_FILE")}
 	case secret == "" && secretFile == "":
-		return errf("AUTHSERVER_APP_SECRET", "AUTHSERVER_APP_KEY needs AUTHSERVER_APP_SECRET or AUTHSERVER_APP_SECRET_FILE")
+		return []error{errf("AUTHSERVER_APP_SECRET", "AUTHSERVER_APP_KEY needs AUTHSERVER_APP_SECRET or AUTHSERVER_APP_SECRET_FILE")}
 	}
 	app := Application{Key: key, Default: true, SecretFile: secretFile}
 	if secret != "" {
@@ -113,6 +274,62 @@ func ApplyEnv(c *Config, getenv func(string) string) error {
 	}
 	c.Applications = []Application{app}
 	return nil
+}
+
+// applyEnvAPIKeys parses AUTHSERVER_API_KEYS, "name:sha256:app1|app2,…".
+// A problem names the entry by position and name, never by its text, which
+// could hold a key pasted in clear.
+func applyEnvAPIKeys(c *Config, env Env) []error {
+	v := env.Get("AUTHSERVER_API_KEYS")
+	if v == "" {
+		return nil
+	}
+	var keys []APIKey
+	var errs []error
+	for i, entry := range strings.Split(v, ",") {
+		parts := strings.Split(strings.TrimSpace(entry), ":")
+		if len(parts) != 3 || parts[0] == "" || parts[1] == "" || parts[2] == "" {
+			errs = append(errs, errf("AUTHSERVER_API_KEYS", "entry %d: want name:sha256:applications (applications: app1|app2, or *)", i+1))
+			continue
+		}
+		keys = append(keys, APIKey{Name: parts[0], SHA256: parts[1], Applications: strings.Split(parts[2], "|")})
+	}
+	if len(errs) == 0 {
+		c.APIKeys = keys
+	}
+	return errs
+}
+
+// applyEnvProvider makes one identity provider from AUTHSERVER_IDP_*.
+func applyEnvProvider(c *Config, env Env) []error {
+	iss, aud, jwks := env.Get("AUTHSERVER_IDP_ISSUER"), env.Get("AUTHSERVER_IDP_AUDIENCE"), env.Get("AUTHSERVER_IDP_JWKS_URL")
+	switch {
+	case iss == "" && (aud != "" || jwks != ""):
+		return []error{errf("AUTHSERVER_IDP_ISSUER", "must be set with AUTHSERVER_IDP_AUDIENCE and AUTHSERVER_IDP_JWKS_URL")}
+	case iss == "":
+		return nil
+	case aud == "":
+		return []error{errf("AUTHSERVER_IDP_AUDIENCE", "is required with AUTHSERVER_IDP_ISSUER: tokens meant for another client must not be accepted")}
+	}
+	c.IdentityProviders = []IdentityProvider{{Issuer: iss, Audience: aud, JWKSURL: jwks}}
+	return nil
+}
+
+// joinErrors is errors.Join, flat (joined errors in errs are spread), that
+// returns a single error as it is.
+func joinErrors(errs []error) error {
+	var flat []error
+	for _, e := range errs {
+		if j, ok := e.(interface{ Unwrap() []error }); ok {
+			flat = append(flat, j.Unwrap()...)
+		} else if e != nil {
+			flat = append(flat, e)
+		}
+	}
+	if len(flat) == 1 {
+		return flat[0]
+	}
+	return errors.Join(flat...)
 }
 
 // ParseRate parses "N/s", "N/m" or "N/h"; "", "0" and "off" mean unlimited.

@@ -68,7 +68,7 @@ func isAdminPath(path string) bool {
 	case "/metrics", "/healthz", "/readyz":
 		return true
 	}
-	return strings.HasPrefix(path, "/debug/pprof/")
+	return strings.HasPrefix(path, "/debug/pprof/") || strings.HasPrefix(path, "/readyz/")
 }
 
 // checkResponse checks one response against openapi.yaml and the rules every
@@ -86,6 +86,13 @@ func checkResponse(tb testing.TB, req *http.Request, resp *http.Response, body [
 	}
 	if resp.StatusCode >= 500 && resp.StatusCode != http.StatusServiceUnavailable && resp.StatusCode != http.StatusInternalServerError {
 		tb.Errorf("%s %s: status %d is in no contract", req.Method, req.URL.Path, resp.StatusCode)
+	}
+	if req.Method == http.MethodHead {
+		// GET's headers without a body (RFC 9110 §9.3.2).
+		if len(body) != 0 {
+			tb.Errorf("HEAD %s: answered with a body", req.URL.Path)
+		}
+		return
 	}
 	isProblem := resp.Header.Get("Content-Type") == "application/problem+json"
 	if resp.StatusCode >= 400 && !isProblem && !isAdminPath(req.URL.Path) {
@@ -203,8 +210,8 @@ func TestServeOpenAPI(t *testing.T) {
 	t.Run("POST is refused", func(t *testing.T) {
 		r := e.do(t, req{method: http.MethodPost, path: "/openapi.yaml", body: "{}"})
 		mustProblem(t, r, http.StatusMethodNotAllowed, "method-not-allowed")
-		if allow := r.header.Get("Allow"); allow != "GET" {
-			t.Errorf("Allow %q, want GET", allow)
+		if allow := r.header.Get("Allow"); allow != "GET, HEAD" {
+			t.Errorf("Allow %q, want GET, HEAD", allow)
 		}
 	})
 }

@@ -106,6 +106,10 @@ func (s *Server) observe(next http.Handler) http.Handler {
 		route := "unmatched"
 		if rc := chi.RouteContext(r.Context()); rc != nil && rc.RoutePattern() != "" {
 			route = rc.RoutePattern()
+		} else if p := s.routeOf(r.URL.Path); p != "" {
+			// A 405 or a CORS preflight: the path is a route's, the
+			// method is not (or was answered before routing).
+			route = p
 		}
 		status := ww.Status()
 		if status == 0 {
@@ -123,7 +127,7 @@ func (s *Server) observe(next http.Handler) http.Handler {
 				slog.String("method", method),
 				slog.String("route", route),
 				slog.Int("status", status),
-				slog.Duration("duration", d),
+				slog.Float64("duration_ms", float64(d.Nanoseconds())/1e6),
 				slog.String("client_ip", clientIP(r)),
 				slog.Int("bytes", ww.BytesWritten()),
 			}
@@ -133,6 +137,20 @@ func (s *Server) observe(next http.Handler) http.Handler {
 			s.logRequestLine(r.Context(), "request", attrs...)
 		}
 	})
+}
+
+// routeOf returns the pattern of the public route path belongs to under any
+// method, or "".
+func (s *Server) routeOf(path string) string {
+	if s.routes == nil {
+		return ""
+	}
+	for _, m := range []string{http.MethodPost, http.MethodGet} {
+		if p := s.routes.Find(chi.NewRouteContext(), m, path); p != "" {
+			return p
+		}
+	}
+	return ""
 }
 
 // logRequestLine writes one of the two info lines every request produces

@@ -13,6 +13,8 @@ import (
 func (s *Server) Public() http.Handler {
 	r := chi.NewRouter()
 	r.Use(s.withRequestID, s.clientIPMiddleware(), peerFallback, s.observe, s.recoverer, securityHeaders, s.cors(r), s.limitIP)
+	r.Use(middleware.GetHead) // HEAD wherever GET is
+	s.routes = r              // observe labels 405s and preflights with their route
 	r.NotFound(notFound(s))
 	r.MethodNotAllowed(methodNotAllowed(s, r))
 
@@ -26,13 +28,14 @@ func (s *Server) Public() http.Handler {
 // enabled. It is plain HTTP and meant for localhost or a private network.
 func (s *Server) Admin() http.Handler {
 	r := chi.NewRouter()
-	r.Use(s.withRequestID, s.recoverer)
+	r.Use(s.withRequestID, s.recoverer, middleware.GetHead)
 	r.NotFound(notFound(s))
 	r.MethodNotAllowed(methodNotAllowed(s, r))
 
 	r.Method(http.MethodGet, "/metrics", promhttp.HandlerFor(s.m.Registry, promhttp.HandlerOpts{Registry: s.m.Registry}))
 	r.Get("/healthz", s.handleHealthz)
 	r.Get("/readyz", s.handleReadyz)
+	r.Get("/readyz/{check}", s.handleReadyzCheck)
 	if s.pprof {
 		r.HandleFunc("/debug/pprof/*", pprof.Index)
 		r.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)

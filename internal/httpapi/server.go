@@ -34,10 +34,20 @@ type TokenVerifier interface {
 	Verify(ctx context.Context, raw string) (auth.Principal, error)
 }
 
-// Check is one readiness check of /readyz.
+// Check is one readiness check, served at /readyz/<Name> and listed by
+// /readyz?verbose=1.
+//
+// A Startup check is a condition of having started (say, each identity
+// provider's keys loaded once): /readyz fails until it has passed, and once
+// it has passed it is not run for /readyz again. Every other check is a
+// shared dependency (the sequence store, the identity providers): /readyz
+// does not fail for it, since every replica shares the outage and a balancer
+// that dropped them all would also stop the JWTs that still work;
+// /readyz/<Name> does, for operators who want to route on it.
 type Check struct {
-	Name string
-	Run  func(ctx context.Context) error
+	Name    string
+	Run     func(ctx context.Context) error
+	Startup bool
 }
 
 // State is everything a reload may replace: the config and what is built
@@ -87,9 +97,11 @@ type Server struct {
 	log    *slog.Logger
 	now    func() time.Time
 	checks []Check
+	passed []atomic.Bool // per check: a Startup check has passed once
 	pprof  bool
 	spec   []byte
 	ids    *idSource
+	routes chi.Routes // the public router, set by Public
 }
 
 // New returns a Server; Public and Admin give its two handlers.
@@ -97,6 +109,7 @@ func New(o Options) *Server {
 	s := &Server{
 		signer: o.Signer, store: o.Store, m: o.Metrics, log: o.Logger, now: o.Now,
 		checks: o.Checks, pprof: o.Pprof, spec: o.Spec, ids: newIDSource(),
+		passed: make([]atomic.Bool, len(o.Checks)),
 	}
 	if s.now == nil {
 		s.now = time.Now
@@ -105,6 +118,7 @@ func New(o Options) *Server {
 		s.log = slog.New(slog.DiscardHandler)
 	}
 	s.st.Store(o.State)
+	s.initMetrics()
 	return s
 }
 
@@ -128,7 +142,8 @@ func methodNotAllowed(s *Server, routes chi.Routes) http.HandlerFunc {
 		var allow []string
 		for _, m := range []string{http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut,
 			http.MethodPatch, http.MethodDelete, http.MethodOptions} {
-			if routes.Match(chi.NewRouteContext(), m, r.URL.Path) {
+			if routes.Match(chi.NewRouteContext(), m, r.URL.Path) ||
+				m == http.MethodHead && routes.Match(chi.NewRouteContext(), http.MethodGet, r.URL.Path) {
 				allow = append(allow, m)
 			}
 		}

@@ -6,6 +6,7 @@
 package metrics
 
 import (
+	"context"
 	"runtime"
 	"time"
 
@@ -111,6 +112,24 @@ func New(build BuildInfo) *Metrics {
 	m.ConfigReload.WithLabelValues("success")
 	m.ConfigReload.WithLabelValues("error")
 	return m
+}
+
+// Dependency exports authserver_dependency_up{dependency=name}: 1 while
+// check passes, 0 while it fails, asked at each scrape (within 2 s), so an
+// outage of a shared dependency shows even when no request needs it.
+func (m *Metrics) Dependency(name string, check func(context.Context) error) {
+	m.Registry.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name:        "authserver_dependency_up",
+		Help:        "Whether a shared dependency (sequence_store, identity_providers) answers: 1 or 0, checked at each scrape.",
+		ConstLabels: prometheus.Labels{"dependency": name},
+	}, func() float64 {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		if check(ctx) != nil {
+			return 0
+		}
+		return 1
+	}))
 }
 
 // ObserveBatch records one sequence store commit.

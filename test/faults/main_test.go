@@ -487,9 +487,13 @@ func (s *server) scrape(names ...string) (map[string]float64, error) {
 }
 
 // readyStatus is the admin listener's /readyz status code (0 if unreachable).
-func (s *server) readyStatus() int {
+func (s *server) readyStatus() int { return s.readyStatusOf("/readyz") }
+
+// readyStatusOf is the status code of an admin path such as
+// /readyz/sequence_store (0 if unreachable).
+func (s *server) readyStatusOf(path string) int {
 	c := &http.Client{Timeout: 5 * time.Second}
-	resp, err := c.Get(s.adminURL() + "/readyz")
+	resp, err := c.Get(s.adminURL() + path)
 	if err != nil {
 		return 0
 	}

@@ -19,6 +19,7 @@ const (
 	ReasonIssuedInFuture      = "issued_in_future"
 	ReasonBadIssuer           = "bad_issuer"
 	ReasonBadAudience         = "bad_audience"
+	ReasonBadClaim            = "bad_claim"
 	ReasonUnknownKID          = "unknown_kid"
 	ReasonMissingUserClaim    = "missing_user_claim"
 	ReasonBadAlgorithm        = "bad_algorithm"

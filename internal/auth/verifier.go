@@ -276,6 +276,8 @@ func newProvider(cfg Provider, now func() time.Time) (*provider, error) {
 	}
 	if n := strings.Count(cfg.Issuer, TenantIDPlaceholder); n > 1 || n == 1 && len(cfg.IssuerAliases) > 0 {
 		return nil, fmt.Errorf("an issuer template has one %s and no aliases", TenantIDPlaceholder)
+	} else if n == 1 && cfg.JWKSURL == "" && cfg.DiscoveryURL == "" {
+		return nil, fmt.Errorf("an issuer template cannot be a discovery URL: set a JWKS URL or a discovery URL")
 	}
 	p := &provider{
 		issuer:       cfg.Issuer,

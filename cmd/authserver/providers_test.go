@@ -329,3 +329,37 @@ func TestAuth0UserIDsThroughTransform(t *testing.T) {
 		})
 	}
 }
+
+// TestMisconfiguredProviderReported: a provider whose discovery document
+// names another issuer is a configuration mistake, not an outage. serve
+// logs it once as an error naming the provider and the problem, /readyz
+// says the same, and the document is not fetched again and again.
+func TestMisconfiguredProviderReported(t *testing.T) {
+	idp := oidctest.NewWithOptions(t, oidctest.Options{IssuerPath: "/tenant/", DiscoveryIssuer: "https://elsewhere.example/tenant/"})
+	f := newServeFixture(t)
+	path := f.write(t, f.config()+"identity_providers:\n  - issuer: "+idp.Issuer()+"\n    audience: my-app\n")
+	rc := startRun(t, []string{"serve", "--config", path}, envOf(nil))
+	m := rc.waitOutput(t, rc.stderr, startedRe)
+	s := newServer(t, rc, "https://"+m[1], "http://"+m[2], f.certFile)
+
+	resp, body := s.get(t, s.adminURL+"/readyz")
+	if resp.StatusCode != http.StatusServiceUnavailable || !strings.Contains(string(body), "misconfigured") ||
+		!strings.Contains(string(body), "https://elsewhere.example/tenant/") {
+		t.Errorf("/readyz: %s %s; want 503 naming the misconfiguration", resp.Status, body)
+	}
+	// Long enough for the old retry loop (250 ms, 500 ms, 1 s, …) to have
+	// fetched the document several times.
+	time.Sleep(time.Second)
+	if n := idp.DiscoveryRequests(); n != 1 {
+		t.Errorf("discovery fetched %d times, want 1", n)
+	}
+	var errorLines []string
+	for _, l := range strings.Split(rc.stderr.String(), "\n") {
+		if strings.Contains(l, `"level":"ERROR"`) {
+			errorLines = append(errorLines, l)
+		}
+	}
+	if len(errorLines) != 1 || !strings.Contains(errorLines[0], idp.Issuer()) || !strings.Contains(errorLines[0], "elsewhere.example") {
+		t.Errorf("want one error line naming the provider and the problem, got:\n%s", strings.Join(errorLines, "\n"))
+	}
+}

@@ -14,6 +14,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -388,5 +389,52 @@ func TestGracefulShutdown(t *testing.T) {
 	}
 	if !strings.Contains(s.rc.stderr.String(), "stopped") {
 		t.Errorf("no \"stopped\" log line:\n%s", s.rc.stderr)
+	}
+}
+
+var devIDTokenRe = regexp.MustCompile(`(?s)demo\s+identity token for user (\S+) .*?\n\n  (\S+)\n`)
+
+// TestDevBrowserFlow: dev accepts its demo identity token as a Bearer token
+// (what a browser page sends: it must not hold an API key), and allows CORS
+// from pages on localhost / 127.0.0.1 on any port, and from nowhere else.
+func TestDevBrowserFlow(t *testing.T) {
+	s := startDev(t, t.TempDir(), "--demo-user", "bob")
+	m := devIDTokenRe.FindStringSubmatch(s.rc.stdout.String())
+	if m == nil {
+		t.Fatalf("the banner has no demo identity token:\n%s", s.rc.stdout)
+	}
+	if m[1] != "bob" {
+		t.Errorf("banner token for %q, want bob", m[1])
+	}
+	resp, body := s.post(t, "/v1/registration-tokens", map[string]string{"Authorization": "Bearer " + m[2], "Origin": "http://localhost:5173"}, "")
+	if resp.StatusCode != http.StatusOK || !strings.Contains(string(body), `"userId":"bob"`) {
+		t.Fatalf("Bearer demo token: %s %s", resp.Status, body)
+	}
+	if got := resp.Header.Get("Access-Control-Allow-Origin"); got != "http://localhost:5173" {
+		t.Errorf("Access-Control-Allow-Origin %q", got)
+	}
+	for origin, allowed := range map[string]bool{
+		"http://localhost:5173":   true,
+		"http://127.0.0.1:8000":   true,
+		"https://evil.example":    false,
+		"http://evil.example:80":  false,
+		"http://localhost.evil:1": false,
+	} {
+		req, err := http.NewRequest(http.MethodOptions, s.publicURL+"/v1/registration-tokens", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("Origin", origin)
+		req.Header.Set("Access-Control-Request-Method", "POST")
+		req.Header.Set("Access-Control-Request-Headers", "authorization,content-type")
+		resp, _ := s.do(t, req)
+		if got := resp.Header.Get("Access-Control-Allow-Origin") == origin; got != allowed {
+			t.Errorf("preflight from %s allowed = %v, want %v", origin, got, allowed)
+		}
+	}
+	// The token is for bob only.
+	resp, body = s.post(t, "/v1/registration-tokens", map[string]string{"Authorization": "Bearer " + m[2]}, `{"userId":"alice"}`)
+	if resp.StatusCode != http.StatusForbidden {
+		t.Errorf("bob's token for alice: %s %s", resp.Status, body)
 	}
 }

@@ -361,6 +361,8 @@ func buildAuth(ctx context.Context, cfg *config.Config, m *metrics.Metrics, logg
 			Issuer: p.Issuer, JWKSURL: p.JWKSURL, HS256Secret: p.HS256Secret, Audience: p.Audience,
 			UserIDClaim: p.UserIDClaim, Applications: p.Applications, Leeway: p.Leeway,
 			MaxTokenAge: p.MaxTokenAge, UnknownKIDRefreshInterval: p.UnknownKIDRefreshInterval,
+			DiscoveryURL: p.DiscoveryURL, IssuerAliases: p.IssuerAliases, AudienceClaim: p.AudienceClaim,
+			RequiredClaims: p.RequiredClaims, UserIDTransform: p.UserIDTransform,
 		}
 	}
 	v, err := auth.NewVerifier(ctx, ps, auth.VerifierOptions{

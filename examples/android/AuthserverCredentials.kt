@@ -1,176 +1,77 @@
-// AuthserverCredentials.kt — the Sinch Android SDK's registration hook
-// fetching credentials from authserver.
+// AuthserverCredentials.kt — the current Sinch Android SDK's registration
+// hook answered with a JWT from authserver.
 //
-// When a SinchClient starts for a user it has not registered yet, the SDK
-// calls SinchClientListener.onCredentialsRequired(clientRegistration) and
-// waits for clientRegistration.register(jwt) or
-// clientRegistration.registerFailed(). That is the shape of the SDK
-// callback this file relies on; check it against your SDK version. The
-// application secret stays on authserver: the app only ever sees a
-// credential for its own signed-in user.
+// SDK (com.sinch.android.rtc, current generation; see examples/README.md for
+// the references): SinchClientListener.onCredentialsRequired(clientRegistration:
+// ClientRegistration) must end in ClientRegistration.register(jwt: String) or
+// ClientRegistration.registerFailed(). The SDK waits for one of them, so every
+// failure here (network, timeout, refusal, bad JSON, a JWT for another user,
+// even a rejected Executor) ends in registerFailed().
 //
-// Who is calling: the app sends `Authorization: Bearer <identity token>`,
-// the token from the app's own login (an OIDC ID token or similar), which
-// authserver checks against its configured identity providers and which
-// decides the Sinch user id. Never put an authserver API key (X-API-Key) in
-// an app: API keys are for trusted backends, which may ask for any user.
+// In the app's SinchClientListener:
 //
-// Needs only the platform's HttpURLConnection and org.json, plus
-// kotlinx-coroutines. Not compiled here (no Android toolchain); the same
-// flow as ../web/authserver-credentials.js, which is tested against a real
-// server.
+//     override fun onCredentialsRequired(clientRegistration: ClientRegistration) {
+//         credentials.provide(sinchClient.localUserId, clientRegistration)
+//     }
+//
+// where the SinchClient was built with the user id authserver named:
+// AuthserverClient.sinchUserId(), on a worker thread, before
+// SinchClient.builder()...userId(id).build().
 
-package com.example.sinch
+package com.example.sinchauth
 
-import android.util.Log
 import com.sinch.android.rtc.ClientRegistration
-import java.io.IOException
-import java.net.HttpURLConnection
-import java.net.URL
-import kotlinx.coroutines.CoroutineScope
-import kotlinx.coroutines.Dispatchers
-import kotlinx.coroutines.launch
-import kotlinx.coroutines.withContext
-import org.json.JSONException
+import java.util.concurrent.Executor
 import org.json.JSONObject
 
-/** The answer of POST /v1/registration-tokens. Times are RFC 3339 strings. */
-data class RegistrationToken(
-    val token: String,
-    val applicationKey: String,
-    val userId: String,
-    val issuedAt: String,
-    val expiresAt: String,
-)
-
 /**
- * The answer of POST /v1/registration-signatures (the legacy scheme).
- * [sequence] goes up by one on every call for the user.
- */
-data class RegistrationSignature(
-    val applicationKey: String,
-    val userId: String,
-    val sequence: Long,
-    val signature: String,
-)
-
-/**
- * A refusal or failure, from authserver's application/problem+json body
- * (RFC 9457). [retryAfterSeconds] is set on 429 and 503.
- */
-class AuthserverException(
-    val status: Int,
-    val title: String,
-    val type: String?,
-    val detail: String?,
-    val requestId: String?,
-    val retryAfterSeconds: Int?,
-) : IOException("authserver: $status $title" + (detail?.let { ": $it" } ?: ""))
-
-/**
- * Fetches registration credentials for the signed-in user.
+ * AuthserverCredentials answers the SDK's onCredentialsRequired with a
+ * registration JWT for the SinchClient's own user.
  *
- * @param baseUrl authserver's public HTTPS URL, e.g. https://auth.example.com
- * @param idToken the signed-in user's identity token; called on every
- *   request, so it may refresh an expired one.
+ * [worker] runs the blocking HTTP call (an Executors.newSingleThreadExecutor(),
+ * say); [callbacks] is where the SDK is called back, the thread that built the
+ * SinchClient (ContextCompat.getMainExecutor(context) for the main thread).
+ * [onError] sees every failure, for logging; never the JWT.
  */
 class AuthserverCredentials(
-    private val baseUrl: URL,
-    private val idToken: suspend () -> String,
+    private val client: AuthserverClient,
+    private val worker: Executor,
+    private val callbacks: Executor,
+    private val onError: (Throwable) -> Unit = {}
 ) {
-    /** A registration JWT for the identity token's own user. */
-    suspend fun token(): RegistrationToken = post("/v1/registration-tokens") {
-        RegistrationToken(
-            getString("token"), getString("applicationKey"), getString("userId"),
-            getString("issuedAt"), getString("expiresAt"),
-        )
-    }
-
-    /** A legacy signature and the user's next sequence. */
-    suspend fun signature(): RegistrationSignature = post("/v1/registration-signatures") {
-        RegistrationSignature(getString("applicationKey"), getString("userId"), getLong("sequence"), getString("signature"))
-    }
-
-    private suspend fun <T> post(path: String, decode: JSONObject.() -> T): T {
-        val bearer = "Bearer ${idToken()}"
-        return withContext(Dispatchers.IO) {
-            // Appended, so a server behind a path prefix works too.
-            val conn = URL(baseUrl.toString().trimEnd('/') + path).openConnection() as HttpURLConnection
-            try {
-                conn.requestMethod = "POST"
-                conn.doOutput = true
-                conn.setRequestProperty("Content-Type", "application/json")
-                conn.setRequestProperty("Accept", "application/json")
-                conn.setRequestProperty("Authorization", bearer)
-                // No userId: authserver issues for the identity token's user,
-                // and answers 403 to anyone naming another user.
-                conn.outputStream.use { it.write("{}".toByteArray()) }
-
-                val status = conn.responseCode
-                val ok = status in 200..299
-                val body = (if (ok) conn.inputStream else conn.errorStream)
-                    ?.bufferedReader()?.use { it.readText() }.orEmpty()
-                if (!ok) throw problem(status, body, conn)
+    /**
+     * Fetches a JWT for [userId] (the SinchClient's localUserId) and calls
+     * clientRegistration.register(jwt), or registerFailed() on any failure.
+     * Returns at once.
+     */
+    fun provide(userId: String, clientRegistration: ClientRegistration) {
+        try {
+            worker.execute {
+                val jwt: String
                 try {
-                    JSONObject(body).decode()
-                } catch (e: JSONException) {
-                    throw IOException("authserver: unexpected response", e)
+                    // Naming the user makes authserver refuse (403) rather than
+                    // issue for someone else; the answer is checked as well.
+                    val cred = client.post("v1/registration-tokens", JSONObject().put("userId", userId))
+                    val issuedFor = cred.getString("userId")
+                    check(issuedFor == userId) { "authserver issued for $issuedFor, but the SinchClient is $userId" }
+                    jwt = cred.getString("token")
+                } catch (t: Throwable) {
+                    fail(clientRegistration, t)
+                    return@execute
                 }
-            } finally {
-                conn.disconnect()
+                callbacks.execute { clientRegistration.register(jwt) }
             }
+        } catch (t: Throwable) {
+            fail(clientRegistration, t) // the worker refused the task
         }
     }
 
-    private fun problem(status: Int, body: String, conn: HttpURLConnection): AuthserverException {
-        val p = try { JSONObject(body) } catch (e: JSONException) { JSONObject() }
-        return AuthserverException(
-            status = status,
-            title = p.optString("title").ifEmpty { conn.responseMessage ?: "HTTP $status" },
-            type = p.optString("type").ifEmpty { null },
-            detail = p.optString("detail").ifEmpty { null },
-            requestId = p.optString("requestId").ifEmpty { conn.getHeaderField("X-Request-Id") },
-            retryAfterSeconds = conn.getHeaderField("Retry-After")?.toIntOrNull(),
-        )
-    }
-}
-
-/**
- * Answers the SDK's credential request with a registration JWT from
- * authserver. Wire it into the app's SinchClientListener:
- *
- * ```
- * val registration = AuthserverRegistration(credentials, appScope)
- * // in the SinchClientListener added with sinchClient.addSinchClientListener(...):
- * override fun onCredentialsRequired(clientRegistration: ClientRegistration) =
- *     registration.onCredentialsRequired(clientRegistration)
- * ```
- *
- * The current SDK registers with JWTs; [AuthserverCredentials.signature] is
- * there for apps still on the legacy scheme.
- *
- * @param scope where the request runs, e.g. an application-wide scope.
- */
-class AuthserverRegistration(
-    private val credentials: AuthserverCredentials,
-    private val scope: CoroutineScope,
-) {
-    fun onCredentialsRequired(clientRegistration: ClientRegistration) {
-        scope.launch {
-            val jwt = try {
-                credentials.token().token
-            } catch (e: IOException) {
-                // No network, an expired login (401), ... : tell the SDK.
-                // (AuthserverException is an IOException.)
-                Log.w(TAG, "registration credentials", e)
-                clientRegistration.registerFailed()
-                return@launch
-            }
-            clientRegistration.register(jwt)
+    private fun fail(clientRegistration: ClientRegistration, t: Throwable) {
+        try {
+            callbacks.execute { clientRegistration.registerFailed() }
+        } catch (e: Throwable) {
+            clientRegistration.registerFailed() // no callback thread left: tell the SDK from here
         }
-    }
-
-    private companion object {
-        const val TAG = "AuthserverRegistration"
+        onError(t)
     }
 }

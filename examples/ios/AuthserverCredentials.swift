@@ -1,142 +1,78 @@
-// AuthserverCredentials.swift — the Sinch iOS SDK's registration hook
-// fetching credentials from authserver.
+// AuthserverCredentials.swift — the Sinch iOS SDK 5.x (Swift SDK, module
+// SinchRTC) registration hook answered with a JWT from authserver.
 //
-// When a SINClient starts for a user it has not registered yet, the SDK calls
-// -[SINClientDelegate client:requiresRegistrationCredentials:] and waits for
-// the callback object: -[SINClientRegistration registerWithJWT:], or
-// -registerWithSignature:sequence: for the legacy scheme, or -registerDidFail:.
-// Those are the Objective-C names the SDK documents; below they appear as
-// Swift imports them. The application secret stays on authserver: the app
-// only ever sees a credential for its own signed-in user.
-//
-// Who is calling: the app sends `Authorization: Bearer <identity token>`,
-// the token from the app's own login (an OIDC ID token or similar), which
-// authserver checks against its configured identity providers and which
-// decides the Sinch user id. Never put an authserver API key (X-API-Key) in
-// an app: API keys are for trusted backends, which may ask for any user.
-//
-// Not compiled here (no Apple toolchain); the same flow as
-// ../web/authserver-credentials.js, which is tested against a real server.
+// SDK (see examples/README.md for the references):
+//   SinchRTC.client(withApplicationKey:environmentHost:userId:) throws -> SinchClient
+//   protocol SinchClientDelegate {
+//     func clientRequiresRegistrationCredentials(_ client: SinchClient,
+//                                                withCallback callback: SinchClientRegistration)
+//     func clientDidStart(_ client: SinchClient)
+//     func clientDidFail(_ client: SinchClient, error: Error)
+//   }
+//   SinchClientRegistration.register(withJWT:) / .registerDidFail(error:)
+// The SDK waits for register or registerDidFail: every failure here (network,
+// timeout, refusal, a JWT for another user) ends in registerDidFail.
+// Uses AuthserverClient.swift.
 
 import Foundation
-import Sinch // the SDK's module (`#import <Sinch/Sinch.h>` in Objective-C)
+import SinchRTC
 
-/// RegistrationToken is the answer of POST /v1/registration-tokens.
-struct RegistrationToken: Decodable {
-    let token: String
-    let applicationKey: String
-    let userId: String
-    let issuedAt: Date
-    let expiresAt: Date
-}
+/// AuthserverRegistration answers clientRequiresRegistrationCredentials with
+/// a registration JWT for the SinchClient's own user.
+final class AuthserverRegistration {
+    private let authserver: AuthserverClient
 
-/// RegistrationSignature is the answer of POST /v1/registration-signatures
-/// (the legacy scheme). sequence goes up by one on every call for the user.
-struct RegistrationSignature: Decodable {
-    let applicationKey: String
-    let userId: String
-    let sequence: Int64
-    let signature: String
-}
-
-/// AuthserverError is a refusal or failure, from authserver's
-/// application/problem+json body (RFC 9457).
-struct AuthserverError: LocalizedError, Decodable {
-    let status: Int
-    let title: String
-    let type: String?
-    let detail: String?
-    let requestId: String?
-
-    var errorDescription: String? {
-        "authserver: \(status) \(title)" + (detail.map { ": \($0)" } ?? "")
-    }
-}
-
-/// AuthserverCredentials fetches registration credentials for the signed-in user.
-final class AuthserverCredentials {
-    /// Which of the two credential schemes the app's SDK registers with.
-    enum Mode { case jwt, signature }
-
-    private let baseURL: URL
-    private let idToken: () async throws -> String
-    private let session: URLSession
-
-    /// - Parameters:
-    ///   - baseURL: authserver's public HTTPS URL, e.g. https://auth.example.com
-    ///   - idToken: the signed-in user's identity token; called on every
-    ///     request, so it may refresh an expired one.
-    init(baseURL: URL, session: URLSession = .shared, idToken: @escaping () async throws -> String) {
-        self.baseURL = baseURL
-        self.session = session
-        self.idToken = idToken
+    init(authserver: AuthserverClient) {
+        self.authserver = authserver
     }
 
-    /// token asks for a registration JWT for the token's own user.
-    func token() async throws -> RegistrationToken {
-        try await post("v1/registration-tokens")
-    }
-
-    /// signature asks for a legacy signature and the user's next sequence.
-    func signature() async throws -> RegistrationSignature {
-        try await post("v1/registration-signatures")
-    }
-
-    private func post<T: Decodable>(_ path: String) async throws -> T {
-        var req = URLRequest(url: baseURL.appendingPathComponent(path))
-        req.httpMethod = "POST"
-        req.setValue("application/json", forHTTPHeaderField: "Content-Type")
-        req.setValue("application/json", forHTTPHeaderField: "Accept")
-        req.setValue("Bearer \(try await idToken())", forHTTPHeaderField: "Authorization")
-        // No userId: authserver issues for the identity token's user, and
-        // answers 403 to anyone naming another user.
-        req.httpBody = Data("{}".utf8)
-
-        let (data, response) = try await session.data(for: req)
-        guard let http = response as? HTTPURLResponse else { throw URLError(.badServerResponse) }
-        guard (200..<300).contains(http.statusCode) else {
-            throw (try? JSONDecoder().decode(AuthserverError.self, from: data))
-                ?? AuthserverError(status: http.statusCode,
-                                   title: HTTPURLResponse.localizedString(forStatusCode: http.statusCode),
-                                   type: nil, detail: nil, requestId: http.value(forHTTPHeaderField: "X-Request-Id"))
-        }
-        let decoder = JSONDecoder()
-        decoder.dateDecodingStrategy = .iso8601
-        return try decoder.decode(T.self, from: data)
-    }
-}
-
-/// SinchClientDelegate answers the SDK's credential request from authserver.
-/// Assign it before starting the client: `sinchClient.delegate = delegate`.
-final class SinchClientDelegate: NSObject, SINClientDelegate {
-    private let credentials: AuthserverCredentials
-    private let mode: AuthserverCredentials.Mode
-
-    init(credentials: AuthserverCredentials, mode: AuthserverCredentials.Mode = .jwt) {
-        self.credentials = credentials
-        self.mode = mode
-    }
-
-    func client(_ client: SINClient, requiresRegistrationCredentials registrationCallback: SINClientRegistration) {
-        // The request runs asynchronously; the answer goes back to the SDK
-        // on the main actor.
-        Task { @MainActor in
+    /// Fetches a JWT for `userId` (the SinchClient's userId) and calls
+    /// `callback.register(withJWT:)`, or `callback.registerDidFail(error:)`
+    /// on any failure, on the main thread. Returns at once.
+    func provide(userId: String, callback: SinchClientRegistration) {
+        Task {
             do {
-                switch mode {
-                case .jwt:
-                    let t = try await credentials.token()
-                    registrationCallback.register(withJWT: t.token)
-                case .signature:
-                    let s = try await credentials.signature()
-                    registrationCallback.register(withSignature: s.signature, sequence: s.sequence)
+                // Naming the user makes authserver refuse (403) rather than
+                // issue for someone else; the answer is checked as well.
+                let cred = try await authserver.post("v1/registration-tokens", body: ["userId": userId])
+                guard cred["userId"] as? String == userId, let jwt = cred["token"] as? String else {
+                    throw URLError(.cannotParseResponse)
                 }
+                await MainActor.run { callback.register(withJWT: jwt) }
             } catch {
-                // No network, an expired login (401), ... : tell the SDK.
-                registrationCallback.registerDidFail(error)
+                await MainActor.run { callback.registerDidFail(error: error) }
             }
         }
     }
+}
 
-    func clientDidStart(_ client: SINClient) {}
-    // The SDK version's other SINClientDelegate methods go here as the app needs them.
+/// The app's SinchClientDelegate (its own name: SinchClientDelegate is the
+/// SDK's protocol). Create the client with the id authserver names:
+///
+///     let userId = try await authserver.sinchUserId()
+///     let client = try SinchRTC.client(withApplicationKey: appKey,
+///                                      environmentHost: "ocra.api.sinch.com",
+///                                      userId: userId)
+///     client.delegate = appDelegate   // an AppSinchClientDelegate, kept alive
+///     client.start()
+final class AppSinchClientDelegate: NSObject, SinchClientDelegate {
+    private let registration: AuthserverRegistration
+    var onStarted: (() -> Void)?
+    var onFailed: ((Error) -> Void)?
+
+    init(registration: AuthserverRegistration) {
+        self.registration = registration
+    }
+
+    func clientRequiresRegistrationCredentials(_ client: SinchClient, withCallback callback: SinchClientRegistration) {
+        registration.provide(userId: client.userId, callback: callback)
+    }
+
+    func clientDidStart(_ client: SinchClient) {
+        onStarted?()
+    }
+
+    func clientDidFail(_ client: SinchClient, error: Error) {
+        onFailed?(error) // also where a registerDidFail ends up
+    }
 }

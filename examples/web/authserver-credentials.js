@@ -13,7 +13,25 @@
 // only, never for code that ships to users; `headers` exists so a backend
 // (or a test against `authserver dev`) can send one instead.
 //
+// Which Sinch user: the Sinch client is built with a user id
+// (Sinch.getSinchClientBuilder().userId(...)), and authserver issues only for
+// the user of the identity token, mapped by the provider's user_id_transform.
+// sinchUserId() asks authserver for that id, so the app builds its client with
+// it; onCredentialsRequired then names the SDK client's own userId in every
+// request, and a mismatch is a registerFailed(), never a JWT for another user.
+//
+// TLS only (baseUrl must be https:), every request has a timeout, and every
+// failure reaches clientRegistration.registerFailed().
+//
+// SDK reference (sinch-rtc 2.x, the Sinch JS SDK): SinchClientListener
+// .onCredentialsRequired(sinchClient, clientRegistration); ClientRegistration
+// { register(jwt): Promise<void>; registerFailed(): void }; DefaultSinchClient
+// .userId. See examples/README.md for the links.
+//
 // No dependencies: standard fetch, works in browsers and Node 18+.
+
+/** DEFAULT_TIMEOUT_MS bounds each request to authserver. */
+export const DEFAULT_TIMEOUT_MS = 10_000;
 
 /** Paths of the two credential endpoints, by mode. */
 const ENDPOINTS = {
@@ -64,7 +82,8 @@ export class AuthserverError extends Error {
  * @param {string} [o.applicationKey]  default: authserver's default application
  * @param {number} [o.ttlSeconds]  JWT lifetime (mode 'jwt' only)
  * @param {typeof globalThis.fetch} [o.fetch]
- * @param {AbortSignal} [o.signal]
+ * @param {AbortSignal} [o.signal]  cancels the request (besides the timeout)
+ * @param {number} [o.timeoutMs]  default DEFAULT_TIMEOUT_MS
  */
 export async function fetchRegistrationCredentials({
   baseUrl,
@@ -76,10 +95,13 @@ export async function fetchRegistrationCredentials({
   ttlSeconds,
   fetch = globalThis.fetch,
   signal,
+  timeoutMs = DEFAULT_TIMEOUT_MS,
 } = {}) {
   const path = ENDPOINTS[mode];
   if (!path) throw new TypeError(`mode must be 'jwt' or 'signature', not ${JSON.stringify(mode)}`);
   if (!baseUrl) throw new TypeError('baseUrl is required');
+  // TLS only: the identity token and the credential must not cross a network in clear.
+  if (new URL(String(baseUrl)).protocol !== 'https:') throw new TypeError('baseUrl must be an https: URL');
 
   const h = { 'Content-Type': 'application/json', Accept: 'application/json', ...headers };
   if (getIdToken) h.Authorization = `Bearer ${await getIdToken()}`;
@@ -93,11 +115,13 @@ export async function fetchRegistrationCredentials({
 
   // Relative to baseUrl, so a server behind a path prefix works too.
   const base = String(baseUrl);
+  const timeout = AbortSignal.timeout(timeoutMs);
   const res = await fetch(new URL(path, base.endsWith('/') ? base : `${base}/`), {
     method: 'POST',
     headers: h,
     body: JSON.stringify(body),
-    signal,
+    signal: signal ? AbortSignal.any([signal, timeout]) : timeout,
+    credentials: 'omit', // authserver uses no cookies
   });
   if (!res.ok) throw await problem(res);
 
@@ -129,6 +153,24 @@ async function problem(res) {
 }
 
 /**
+ * sinchUserId asks authserver which Sinch user id the signed-in user has (the
+ * identity token's user id after the provider's user_id_transform). Build the
+ * Sinch client with it:
+ *
+ *   const userId = await sinchUserId({ baseUrl, getIdToken });
+ *   const sinchClient = Sinch.getSinchClientBuilder()
+ *     .applicationKey(appKey).environmentHost('ocra.api.sinch.com').userId(userId).build();
+ *
+ * Takes the options of fetchRegistrationCredentials except mode and userId.
+ * It costs one JWT (issued and dropped): no sequence is used up.
+ */
+export async function sinchUserId(options) {
+  const { userId } = await fetchRegistrationCredentials({ ...options, mode: 'jwt', userId: undefined });
+  if (typeof userId !== 'string' || userId === '') throw new TypeError('authserver: response has no userId');
+  return userId;
+}
+
+/**
  * onCredentialsRequired returns a Sinch JS SDK listener callback that gets a
  * registration JWT from authserver and hands it to the SDK:
  *
@@ -140,9 +182,12 @@ async function problem(res) {
  *     onClientStarted: ..., onClientFailed: ...,
  *   });
  *
- * The current JS SDK registers with JWTs only, so this uses mode 'jwt'.
- * When fetching fails it calls clientRegistration.registerFailed() and
- * passes the error to onError (default console.error).
+ * It asks for the SDK client's own user (sinchClient.userId) when the client
+ * has one, so authserver refuses (403) rather than issue for another user, and
+ * checks the response names that user. The current JS SDK registers with JWTs
+ * only, so this uses mode 'jwt'. On any failure (network, timeout, refusal,
+ * a response for another user) it calls clientRegistration.registerFailed()
+ * and passes the error to onError (default console.error).
  *
  * Takes the options of fetchRegistrationCredentials except mode.
  */
@@ -150,12 +195,21 @@ export function onCredentialsRequired({ onError = console.error, ...options }) {
   return async (sinchClient, clientRegistration) => {
     let token;
     try {
-      ({ token } = await fetchRegistrationCredentials({ ...options, mode: 'jwt' }));
+      const userId = sinchClient?.userId ?? options.userId;
+      const cred = await fetchRegistrationCredentials({ ...options, userId, mode: 'jwt' });
+      if (userId !== undefined && cred.userId !== userId) {
+        throw new Error(`authserver issued for user ${cred.userId}, but the Sinch client is ${userId}`);
+      }
+      token = cred.token;
     } catch (err) {
       clientRegistration.registerFailed();
       onError(err);
       return;
     }
-    await clientRegistration.register(token);
+    try {
+      await clientRegistration.register(token);
+    } catch (err) {
+      onError(err); // the SDK reports a failed registration itself (onClientFailed)
+    }
   };
 }

@@ -17,12 +17,14 @@
 import assert from 'node:assert/strict';
 import { createHash, createHmac, randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
+import { createServer } from 'node:net';
 import { test } from 'node:test';
 
 import {
   AuthserverError,
   fetchRegistrationCredentials,
   onCredentialsRequired,
+  sinchUserId,
 } from './authserver-credentials.js';
 
 function env(name) {
@@ -175,7 +177,8 @@ test(`onCredentialsRequired registers a JWT (${authMode})`, async () => {
     register: async (jwt) => void got.register.push(jwt),
     registerFailed: () => void got.failed++,
   };
-  const sinchClient = {}; // the listener does not need it: authserver knows the user
+  // The SDK client's user is the one asked for (DefaultSinchClient.userId).
+  const sinchClient = { userId: user };
   await onCredentialsRequired({ baseUrl, onError: (e) => got.errors.push(e), ...auth() })(sinchClient, registration);
   assert.deepEqual(got.errors, []);
   assert.equal(got.failed, 0);
@@ -201,4 +204,50 @@ test(`onCredentialsRequired calls registerFailed on a refusal (${authMode})`, as
 test('bad options fail before any request', async () => {
   await assert.rejects(fetchRegistrationCredentials({ baseUrl, mode: 'sms', ...auth() }), TypeError);
   await assert.rejects(fetchRegistrationCredentials({ mode: 'jwt', ...auth() }), TypeError);
+});
+
+test(`sinchUserId names the user authserver issues for (${authMode})`, async () => {
+  if (authMode !== 'bearer') return; // an API key has no user of its own
+  assert.equal(await sinchUserId({ baseUrl, ...auth() }), user);
+});
+
+test(`onCredentialsRequired refuses a client started for another user (${authMode})`, async () => {
+  // An API key may ask for anyone: only an end user's token is refused.
+  if (authMode !== 'bearer') return;
+  const got = { register: [], failed: 0, errors: [] };
+  const registration = {
+    register: async (jwt) => void got.register.push(jwt),
+    registerFailed: () => void got.failed++,
+  };
+  const opts = auth();
+  await onCredentialsRequired({ baseUrl, onError: (e) => got.errors.push(e), ...opts })({ userId: `${user}-other` }, registration);
+  assert.equal(got.failed, 1);
+  assert.equal(got.register.length, 0);
+  assert.equal(got.errors[0].status, 403);
+});
+
+test('onCredentialsRequired calls registerFailed on a timeout and on plain http', async () => {
+  // A TCP server that accepts and never answers: the TLS handshake hangs.
+  const silent = createServer(() => {});
+  await new Promise((r) => silent.listen(0, '127.0.0.1', r));
+  try {
+    for (const [url, want] of [
+      [`https://127.0.0.1:${silent.address().port}`, 'TimeoutError'],
+      [baseUrl.replace(/^https:/, 'http:'), 'TypeError'],
+    ]) {
+      const got = { register: 0, failed: 0, errors: [] };
+      const registration = { register: async () => void got.register++, registerFailed: () => void got.failed++ };
+      const started = Date.now();
+      await onCredentialsRequired({ baseUrl: url, timeoutMs: 300, onError: (e) => got.errors.push(e), ...auth() })(
+        { userId: user },
+        registration,
+      );
+      assert.equal(got.failed, 1, url);
+      assert.equal(got.register, 0, url);
+      assert.equal(got.errors[0].name, want, `${url}: ${got.errors[0]}`);
+      assert.ok(Date.now() - started < 5000, 'the timeout bounds the wait');
+    }
+  } finally {
+    silent.close();
+  }
 });

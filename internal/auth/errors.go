@@ -20,6 +20,7 @@ const (
 	ReasonTooOld              = "too_old"
 	ReasonBadIssuer           = "bad_issuer"
 	ReasonBadAudience         = "bad_audience"
+	ReasonBadClaim            = "bad_claim"
 	ReasonUnknownKID          = "unknown_kid"
 	ReasonMissingUserClaim    = "missing_user_claim"
 	ReasonBadAlgorithm        = "bad_algorithm"

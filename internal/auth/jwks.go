@@ -1,6 +1,7 @@
 package auth
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -46,6 +47,17 @@ func (v *Verifier) loadKeys(p *provider, firstDone func()) {
 	delay := retryMinDelay
 	for attempt := 1; ; attempt++ {
 		rk, jwksURL, err := v.fetchKeys(p)
+		var ce *configError
+		if errors.As(err, &ce) {
+			// Retrying cannot fix the configuration: say so once, clearly,
+			// and leave it to Ready until a reload builds a new Verifier.
+			p.misconfigured.Store(&err)
+			v.report(p.issuer, "error")
+			v.logger.Error("identity provider misconfigured; its keys are not loaded and not retried until the configuration changes",
+				"issuer", p.issuer, "error", err)
+			firstDone()
+			return
+		}
 		if err == nil {
 			p.keys.Store(rk)
 			rk.cache.live.Store(true)
@@ -82,7 +94,7 @@ func (v *Verifier) fetchKeys(p *provider) (*remoteKeys, string, error) {
 	jwksURL := p.jwksURL
 	if jwksURL == "" {
 		var err error
-		if jwksURL, err = v.discover(p.issuer); err != nil {
+		if jwksURL, err = v.discover(p.issuer, cmp.Or(p.discoveryURL, discoveryURL(p.issuer))); err != nil {
 			return nil, "", err
 		}
 	}
@@ -159,12 +171,24 @@ func discoveryURL(issuer string) string {
 	return strings.TrimSuffix(issuer, "/") + "/.well-known/openid-configuration"
 }
 
-// discover fetches issuer's discovery document and returns its jwks_uri. The
-// document must name the same issuer (OpenID Connect Discovery 1.0 §4.3).
-func (v *Verifier) discover(issuer string) (string, error) {
+// configError is a key-loading failure that retrying cannot fix: the
+// provider's configuration and what it serves disagree (the discovery
+// document names another issuer, its jwks_uri is not a usable URL).
+type configError struct{ err error }
+
+func (e *configError) Error() string { return e.err.Error() }
+func (e *configError) Unwrap() error { return e.err }
+
+func misconfigured(format string, a ...any) error {
+	return &configError{fmt.Errorf(format, a...)}
+}
+
+// discover fetches the discovery document at u and returns its jwks_uri.
+// The document must name issuer (OpenID Connect Discovery 1.0 §4.3; an
+// issuer template must be named as the same template).
+func (v *Verifier) discover(issuer, u string) (string, error) {
 	ctx, cancel := context.WithTimeout(v.ctx, discoveryTimeout)
 	defer cancel()
-	u := discoveryURL(issuer)
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
 	if err != nil {
 		return "", fmt.Errorf("discovery: %w", err)
@@ -186,18 +210,36 @@ func (v *Verifier) discover(issuer string) (string, error) {
 		return "", fmt.Errorf("discovery %s: %w", u, err)
 	}
 	if doc.Issuer != issuer {
-		return "", fmt.Errorf("discovery %s: document is for issuer %q, not %q", u, doc.Issuer, issuer)
+		return "", misconfigured("discovery %s: document is for issuer %q, not the configured %q: fix the issuer (exact spelling, trailing slash) or discovery_url", u, doc.Issuer, issuer)
 	}
-	if err := checkHTTPURL(doc.JWKSURI); err != nil {
-		return "", fmt.Errorf("discovery %s: jwks_uri: %w", u, err)
+	if err := checkFetchURL(doc.JWKSURI); err != nil {
+		return "", misconfigured("discovery %s: jwks_uri: %w", u, err)
 	}
-	if strings.HasPrefix(issuer, "https:") && !strings.HasPrefix(doc.JWKSURI, "https:") {
-		return "", fmt.Errorf("discovery %s: jwks_uri %q is not https", u, doc.JWKSURI)
+	if strings.HasPrefix(u, "https:") && !strings.HasPrefix(doc.JWKSURI, "https:") {
+		return "", misconfigured("discovery %s: jwks_uri %q is not https", u, doc.JWKSURI)
 	}
 	return doc.JWKSURI, nil
 }
 
-// checkHTTPURL accepts absolute http and https URLs without a fragment.
+// checkFetchURL accepts the URLs keys and discovery documents are fetched
+// from: absolute http and https URLs without a fragment. A query is allowed
+// (Azure AD B2C's jwks_uri ends in "?p=<policy>").
+func checkFetchURL(raw string) error {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return errors.New("not a valid URL")
+	}
+	if u.Scheme != "http" && u.Scheme != "https" || u.Host == "" {
+		return fmt.Errorf("%q is not an absolute http(s) URL", raw)
+	}
+	if u.Fragment != "" {
+		return fmt.Errorf("%q must not have a fragment", raw)
+	}
+	return nil
+}
+
+// checkHTTPURL accepts issuers used for discovery: absolute http and https
+// URLs without a query or fragment (OpenID Connect Discovery 1.0 §2).
 func checkHTTPURL(raw string) error {
 	u, err := url.Parse(raw)
 	if err != nil {

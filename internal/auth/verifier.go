@@ -3,7 +3,9 @@ package auth
 import (
 	"cmp"
 	"context"
+	"crypto/sha256"
 	"encoding/base64"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -74,6 +76,58 @@ type Provider struct {
 	// becomes usable at most this long after a junk token spent the fetch).
 	// Zero means VerifierOptions.UnknownKIDRateLimit.
 	UnknownKIDRefreshInterval time.Duration
+
+	// DiscoveryURL, when set, is where the OpenID Connect discovery document
+	// is fetched instead of Issuer's well-known location (Azure AD B2C's
+	// "...?p=<policy>", Entra ID's "/common/v2.0/..."). The document must
+	// still name Issuer.
+	DiscoveryURL string
+	// IssuerAliases are other spellings of Issuer that tokens may carry
+	// (Google: "accounts.google.com" next to "https://accounts.google.com").
+	IssuerAliases []string
+	// AudienceClaim names the claim that must equal Audience instead of
+	// "aud" (Cognito access tokens: "client_id"). Default "aud", which may
+	// also be an array containing Audience.
+	AudienceClaim string
+	// RequiredClaims are string claims tokens must carry with exactly these
+	// values (Cognito: token_use: access).
+	RequiredClaims map[string]string
+	// UserIDTransform maps the user id claim to the Sinch user id: one of
+	// TransformNone (default), TransformBase64URL, TransformSHA256.
+	UserIDTransform string
+}
+
+// Issuer templates and user id transforms.
+const (
+	// TenantIDPlaceholder in an Issuer makes it a template (Microsoft Entra
+	// ID multi-tenant): a token's "iss" must equal the template with the
+	// placeholder replaced by the token's own "tid" claim.
+	TenantIDPlaceholder = "{tenantid}"
+
+	// TransformNone uses the claim as the Sinch user id; a claim outside
+	// Sinch's alphabet is refused with 400 by the API.
+	TransformNone = "none"
+	// TransformBase64URL encodes the claim's bytes as unpadded base64url:
+	// reversible, any claim up to 191 bytes fits Sinch's 255.
+	TransformBase64URL = "base64url"
+	// TransformSHA256 is the lowercase hex SHA-256 of the claim: 64
+	// characters for a claim of any length, not reversible.
+	TransformSHA256 = "sha256"
+)
+
+// TransformUserID applies a user id transform (one of the Transform
+// constants; "" is TransformNone) to a user id claim.
+func TransformUserID(transform, claim string) (string, error) {
+	switch transform {
+	case "", TransformNone:
+		return claim, nil
+	case TransformBase64URL:
+		return base64.RawURLEncoding.EncodeToString([]byte(claim)), nil
+	case TransformSHA256:
+		sum := sha256.Sum256([]byte(claim))
+		return hex.EncodeToString(sum[:]), nil
+	}
+	return "", fmt.Errorf("unknown user id transform %q (want %s, %s or %s)", transform, TransformNone, TransformBase64URL, TransformSHA256)
 }
 
 // VerifierOptions are the dependencies and tuning of a Verifier. The zero
@@ -112,8 +166,9 @@ type VerifierOptions struct {
 // Verifier checks identity tokens from a fixed set of providers. It is safe
 // for concurrent use. Close it to stop its background work.
 type Verifier struct {
-	byIssuer  map[string]*provider
-	providers []*provider // in configuration order, for Ready
+	byIssuer  map[string]*provider // by issuer and alias
+	templates []*provider          // issuers with TenantIDPlaceholder
+	providers []*provider          // in configuration order, for Ready
 
 	client          *http.Client
 	ownClient       bool
@@ -131,20 +186,29 @@ type Verifier struct {
 
 // provider is a validated Provider ready for use.
 type provider struct {
-	issuer      string
-	jwksURL     string // empty: discover
-	userIDClaim string
-	apps        []string
-	leeway      time.Duration
-	maxAge      time.Duration
-	kidInterval time.Duration // least time between unknown-kid fetches
-	methods     []string
-	parser      *jwt.Parser
-	validator   *jwt.Validator // the parser's claim checks, run before any key lookup
-	now         func() time.Time
-	hmacKeyfunc jwt.Keyfunc // shared-secret providers only
+	issuer       string
+	issuers      []string // issuer and its aliases
+	jwksURL      string   // empty: discover
+	discoveryURL string
+	audience     string
+	audClaim     string // "" when the parser checks "aud"
+	required     map[string]string
+	transform    string
+	userIDClaim  string
+	apps         []string
+	leeway       time.Duration
+	maxAge       time.Duration
+	kidInterval  time.Duration // least time between unknown-kid fetches
+	methods      []string
+	parser       *jwt.Parser
+	validator    *jwt.Validator // the parser's claim checks, run before any key lookup
+	now          func() time.Time
+	hmacKeyfunc  jwt.Keyfunc // shared-secret providers only
 
 	keys atomic.Pointer[remoteKeys] // JWK Set providers: nil until loaded
+	// misconfigured is set when loading keys failed for a reason retrying
+	// cannot fix (see configError); loading stops until a new Verifier.
+	misconfigured atomic.Pointer[error]
 }
 
 // NewVerifier validates providers and starts loading their keys. It fails
@@ -187,10 +251,15 @@ func NewVerifier(ctx context.Context, providers []Provider, opts VerifierOptions
 		if err != nil {
 			return nil, fmt.Errorf("auth: identity provider #%d (%q): %w", i+1, cfg.Issuer, err)
 		}
-		if v.byIssuer[p.issuer] != nil {
-			return nil, fmt.Errorf("auth: identity provider #%d: issuer %q configured twice", i+1, cfg.Issuer)
+		if strings.Contains(p.issuer, TenantIDPlaceholder) {
+			v.templates = append(v.templates, p)
 		}
-		v.byIssuer[p.issuer] = p
+		for _, iss := range p.issuers {
+			if v.byIssuer[iss] != nil {
+				return nil, fmt.Errorf("auth: identity provider #%d: issuer %q configured twice", i+1, iss)
+			}
+			v.byIssuer[iss] = p
+		}
 		v.providers = append(v.providers, p)
 	}
 
@@ -223,15 +292,44 @@ func newProvider(cfg Provider, now func() time.Time, kidInterval time.Duration) 
 	if cfg.MaxTokenAge < 0 || cfg.UnknownKIDRefreshInterval < 0 {
 		return nil, errors.New("max token age and unknown-kid refresh interval must not be negative")
 	}
+	if _, err := TransformUserID(cfg.UserIDTransform, ""); err != nil {
+		return nil, err
+	}
+	if n := strings.Count(cfg.Issuer, TenantIDPlaceholder); n > 1 || n == 1 && len(cfg.IssuerAliases) > 0 {
+		return nil, fmt.Errorf("an issuer template has one %s and no aliases", TenantIDPlaceholder)
+	} else if n == 1 && cfg.JWKSURL == "" && cfg.DiscoveryURL == "" {
+		return nil, fmt.Errorf("an issuer template cannot be a discovery URL: set a JWKS URL or a discovery URL")
+	}
 	p := &provider{
-		issuer:      cfg.Issuer,
-		jwksURL:     cfg.JWKSURL,
-		userIDClaim: cmp.Or(cfg.UserIDClaim, defaultUserIDClaim),
-		apps:        cloneApplications(cfg.Applications),
-		leeway:      cmp.Or(cfg.Leeway, defaultLeeway),
-		maxAge:      cmp.Or(cfg.MaxTokenAge, defaultMaxTokenAge),
-		kidInterval: cmp.Or(cfg.UnknownKIDRefreshInterval, kidInterval),
-		methods:     jwksMethods(),
+		issuer:       cfg.Issuer,
+		issuers:      append([]string{cfg.Issuer}, cfg.IssuerAliases...),
+		jwksURL:      cfg.JWKSURL,
+		discoveryURL: cfg.DiscoveryURL,
+		audience:     cfg.Audience,
+		transform:    cfg.UserIDTransform,
+		userIDClaim:  cmp.Or(cfg.UserIDClaim, defaultUserIDClaim),
+		apps:         cloneApplications(cfg.Applications),
+		leeway:       cmp.Or(cfg.Leeway, defaultLeeway),
+		maxAge:       cmp.Or(cfg.MaxTokenAge, defaultMaxTokenAge),
+		kidInterval:  cmp.Or(cfg.UnknownKIDRefreshInterval, kidInterval),
+		methods:      jwksMethods(),
+	}
+	if cfg.AudienceClaim != "" && cfg.AudienceClaim != "aud" {
+		p.audClaim = cfg.AudienceClaim
+	}
+	if len(cfg.RequiredClaims) > 0 {
+		p.required = make(map[string]string, len(cfg.RequiredClaims))
+		for k, val := range cfg.RequiredClaims {
+			p.required[k] = val
+		}
+	}
+	if cfg.DiscoveryURL != "" {
+		if cfg.JWKSURL != "" || cfg.HS256Secret != nil {
+			return nil, errors.New("a discovery URL is for providers without a JWKS URL or HS256 secret")
+		}
+		if err := checkFetchURL(cfg.DiscoveryURL); err != nil {
+			return nil, fmt.Errorf("discovery URL: %w", err)
+		}
 	}
 	switch {
 	case cfg.HS256Secret != nil:
@@ -245,9 +343,10 @@ func newProvider(cfg Provider, now func() time.Time, kidInterval time.Duration) 
 		p.methods = []string{"HS256"}
 		p.hmacKeyfunc = func(*jwt.Token) (any, error) { return secret, nil }
 	case cfg.JWKSURL != "":
-		if err := checkHTTPURL(cfg.JWKSURL); err != nil {
+		if err := checkFetchURL(cfg.JWKSURL); err != nil {
 			return nil, fmt.Errorf("JWKS URL: %w", err)
 		}
+	case cfg.DiscoveryURL != "":
 	default:
 		if err := checkHTTPURL(cfg.Issuer); err != nil {
 			return nil, fmt.Errorf("issuer is used for OpenID Connect discovery (no JWKS URL or HS256 secret set): %w", err)
@@ -255,17 +354,65 @@ func newProvider(cfg Provider, now func() time.Time, kidInterval time.Duration) 
 	}
 	opts := []jwt.ParserOption{
 		jwt.WithValidMethods(p.methods),
-		jwt.WithIssuer(p.issuer),
-		jwt.WithAudience(cfg.Audience),
 		jwt.WithExpirationRequired(),
 		jwt.WithIssuedAt(),
 		jwt.WithLeeway(p.leeway),
 		jwt.WithTimeFunc(now),
 	}
+	if len(p.issuers) == 1 && !strings.Contains(p.issuer, TenantIDPlaceholder) {
+		opts = append(opts, jwt.WithIssuer(p.issuer))
+	} // else checkClaims checks the issuer
+	if p.audClaim == "" {
+		opts = append(opts, jwt.WithAudience(cfg.Audience))
+	}
 	p.parser = jwt.NewParser(opts...)
 	p.validator = jwt.NewValidator(opts...)
 	p.now = now
 	return p, nil
+}
+
+// lookup finds the provider of a token's (unverified) issuer: by exact
+// issuer or alias, else by an issuer template and the token's tid.
+func (v *Verifier) lookup(u unverified) *provider {
+	if p := v.byIssuer[u.iss]; p != nil {
+		return p
+	}
+	for _, p := range v.templates {
+		if u.tid != "" && u.iss == expandTenant(p.issuer, u.tid) {
+			return p
+		}
+	}
+	return nil
+}
+
+func expandTenant(template, tid string) string {
+	return strings.Replace(template, TenantIDPlaceholder, tid, 1)
+}
+
+// checkClaims does the checks the parser's options cannot express: issuer
+// aliases and templates, another audience claim, required claims. The
+// signature is already verified.
+func (p *provider) checkClaims(claims jwt.MapClaims) *TokenError {
+	iss, _ := claims["iss"].(string)
+	if strings.Contains(p.issuer, TenantIDPlaceholder) {
+		tid, _ := claims["tid"].(string)
+		if tid == "" || strings.Contains(tid, "/") || iss != expandTenant(p.issuer, tid) {
+			return tokenError(ReasonBadIssuer, "the token's issuer does not match its tenant (tid)", nil)
+		}
+	} else if !slices.Contains(p.issuers, iss) {
+		return tokenError(ReasonBadIssuer, "the token's issuer is not accepted", nil)
+	}
+	if p.audClaim != "" {
+		if got, _ := claims[p.audClaim].(string); got != p.audience {
+			return tokenError(ReasonBadAudience, "the token is not meant for this service (audience)", nil)
+		}
+	}
+	for k, want := range p.required {
+		if got, _ := claims[k].(string); got != want {
+			return tokenError(ReasonBadClaim, "the token lacks a claim value this service requires", nil)
+		}
+	}
+	return nil
 }
 
 // Verify checks rawToken (the bearer token, without "Bearer ") and returns
@@ -299,7 +446,7 @@ func (v *Verifier) verify(ctx context.Context, rawToken string) (Principal, cach
 	if terr != nil {
 		return Principal{}, cachedToken{}, terr
 	}
-	p := v.byIssuer[u.iss]
+	p := v.lookup(u)
 	if p == nil {
 		return Principal{}, cachedToken{}, tokenError(ReasonUnknownIssuer, "the token's issuer is not trusted", nil)
 	}
@@ -340,10 +487,11 @@ func (v *Verifier) verify(ctx context.Context, rawToken string) (Principal, cach
 		}
 		return Principal{}, cachedToken{}, te
 	}
-	userID, _ := claims[p.userIDClaim].(string)
-	if userID == "" {
+	claim, _ := claims[p.userIDClaim].(string)
+	if claim == "" {
 		return Principal{}, cachedToken{}, tokenError(ReasonMissingUserClaim, "the token has no user id claim", nil)
 	}
+	userID, _ := TransformUserID(p.transform, claim) // checked in newProvider
 	principal := Principal{Kind: KindUser, Name: p.issuer, UserID: userID, Applications: p.apps}
 	var entry cachedToken
 	if v.tokens != nil {
@@ -353,12 +501,17 @@ func (v *Verifier) verify(ctx context.Context, rawToken string) (Principal, cach
 }
 
 // precheck runs, before the key lookup, the checks that need no key: the
-// claims (as the parser would check them after the signature), the token's
+// claims (as the parser would check them after the signature, and those it
+// cannot express: issuer aliases and templates, another audience claim,
+// required claims), the token's
 // age, and a signature size the algorithm can produce.
 func (p *provider) precheck(tok *jwt.Token, alg string) *TokenError {
 	claims, _ := tok.Claims.(jwt.MapClaims)
 	if err := p.validator.Validate(claims); err != nil {
 		return classify(err, claims)
+	}
+	if te := p.checkClaims(claims); te != nil {
+		return te
 	}
 	iat, err := claims.GetIssuedAt()
 	if err != nil || iat == nil {
@@ -392,6 +545,7 @@ func signatureSizeFits(alg string, n int) bool {
 // unverified is what Verify reads from a token before verifying it.
 type unverified struct {
 	alg, iss string
+	tid      string // Entra ID's tenant id, for issuer templates
 	hasKID   bool
 }
 
@@ -430,6 +584,7 @@ func peek(raw string) (unverified, *TokenError) {
 	}
 	var body struct {
 		Iss any `json:"iss"`
+		Tid any `json:"tid"`
 	}
 	if err := decodeSegment(payload, &body); err != nil {
 		return malformed(err)
@@ -441,7 +596,8 @@ func peek(raw string) (unverified, *TokenError) {
 	if !ok {
 		return unverified{}, tokenError(ReasonMalformed, "the token's issuer is not a string", nil)
 	}
-	return unverified{alg: header.Alg, iss: iss, hasKID: header.KID != nil}, nil
+	tid, _ := body.Tid.(string)
+	return unverified{alg: header.Alg, iss: iss, tid: tid, hasKID: header.KID != nil}, nil
 }
 
 // decodeSegment decodes one JWS segment the way jwt.Parser does by default.
@@ -454,21 +610,28 @@ func decodeSegment(seg string, v any) error {
 }
 
 // Ready returns nil when every provider has keys loaded, else an error
-// naming (by issuer) the providers that have none.
+// naming (by issuer) the providers that have none, and why for those that
+// are misconfigured (their keys are not retried).
 func (v *Verifier) Ready() error {
-	var notReady []string
+	var notReady, misconfigured []string
 	for _, p := range v.providers {
 		if p.hmacKeyfunc != nil {
 			continue
 		}
-		if rk := p.keys.Load(); rk == nil || rk.cache.count() == 0 {
+		if errp := p.misconfigured.Load(); errp != nil {
+			misconfigured = append(misconfigured, fmt.Sprintf("%s (%v)", p.issuer, *errp))
+		} else if rk := p.keys.Load(); rk == nil || rk.cache.count() == 0 {
 			notReady = append(notReady, p.issuer)
 		}
 	}
-	if len(notReady) > 0 {
-		return fmt.Errorf("auth: no keys loaded yet for identity provider(s) %s", strings.Join(notReady, ", "))
+	var errs []error
+	if len(misconfigured) > 0 {
+		errs = append(errs, fmt.Errorf("auth: identity provider(s) misconfigured, not retried until the configuration changes: %s", strings.Join(misconfigured, "; ")))
 	}
-	return nil
+	if len(notReady) > 0 {
+		errs = append(errs, fmt.Errorf("auth: no keys loaded yet for identity provider(s) %s", strings.Join(notReady, ", ")))
+	}
+	return errors.Join(errs...)
 }
 
 // ForgetTokens empties the token cache: every identity token presented from

@@ -96,6 +96,15 @@ type IdentityProvider struct {
 	// host other than loopback (serve warns).
 	AllowInsecureHTTP bool `yaml:"allow_insecure_http"`
 
+	// Provider shapes (see auth.Provider): discovery elsewhere than the
+	// issuer, other issuer spellings, another audience claim, required
+	// claim values, and the user id claim → Sinch user id mapping.
+	DiscoveryURL    string            `yaml:"discovery_url"`
+	IssuerAliases   []string          `yaml:"issuer_aliases"`
+	AudienceClaim   string            `yaml:"audience_claim"`
+	RequiredClaims  map[string]string `yaml:"required_claims"`
+	UserIDTransform string            `yaml:"user_id_transform"`
+
 	// HS256Secret is the resolved shared secret of an HS256 provider.
 	HS256Secret []byte `yaml:"-"`
 }
@@ -431,8 +440,11 @@ func (c *Config) resolveProviders(getenv func(string) string) error {
 		if hs && len(p.HS256Secret) < 32 {
 			return errf(key, "the HS256 secret must be at least 32 bytes")
 		}
-		if !hs && !strings.HasPrefix(p.Issuer, "https://") && !strings.HasPrefix(p.Issuer, "http://") && p.JWKSURL == "" {
+		if !hs && !strings.HasPrefix(p.Issuer, "https://") && !strings.HasPrefix(p.Issuer, "http://") && p.JWKSURL == "" && p.DiscoveryURL == "" {
 			return errf(key+".issuer", "%q is not a URL; OIDC discovery needs one (or set jwks_url)", p.Issuer)
+		}
+		if err := checkProviderShape(key, p, hs); err != nil {
+			return err
 		}
 		if p.UserIDClaim == "" {
 			p.UserIDClaim = "sub"
@@ -470,7 +482,8 @@ func (c *Config) resolveProviders(getenv func(string) string) error {
 
 // InsecureURL returns the URL keys are fetched from over plain http:// to a
 // host other than loopback, and its key (issuer or jwks_url); "" when none.
-// The issuer is fetched only for discovery (no jwks_url, no HS256 secret).
+// The issuer is fetched only for discovery (no jwks_url, discovery_url or
+// HS256 secret).
 func (p IdentityProvider) InsecureURL() (string, string) {
 	hs := p.HS256SecretEnv != "" || p.HS256SecretFile != ""
 	switch {
@@ -479,6 +492,10 @@ func (p IdentityProvider) InsecureURL() (string, string) {
 	case p.JWKSURL != "":
 		if plainRemote(p.JWKSURL) {
 			return p.JWKSURL, "jwks_url"
+		}
+	case p.DiscoveryURL != "":
+		if plainRemote(p.DiscoveryURL) {
+			return p.DiscoveryURL, "discovery_url"
 		}
 	case plainRemote(p.Issuer):
 		return p.Issuer, "issuer"
@@ -499,6 +516,33 @@ func plainRemote(raw string) bool {
 	}
 	addr, err := netip.ParseAddr(host)
 	return err != nil || !addr.IsLoopback()
+}
+
+// checkProviderShape validates the provider-shape keys; the auth package
+// checks URLs when it builds the verifier.
+func checkProviderShape(key string, p *IdentityProvider, hs bool) error {
+	switch p.UserIDTransform {
+	case "", "none", "base64url", "sha256":
+	default:
+		return errf(key+".user_id_transform", "%q is not one of none, base64url, sha256", p.UserIDTransform)
+	}
+	if p.DiscoveryURL != "" && (hs || p.JWKSURL != "") {
+		return errf(key+".discovery_url", "only for providers without jwks_url or an HS256 secret")
+	}
+	if n := strings.Count(p.Issuer, "{tenantid}"); n > 1 || n == 1 && p.JWKSURL == "" && p.DiscoveryURL == "" {
+		return errf(key+".issuer", "an issuer template has one {tenantid} and needs jwks_url or discovery_url")
+	}
+	for i, a := range p.IssuerAliases {
+		if a == "" || a == p.Issuer {
+			return errf(fmt.Sprintf("%s.issuer_aliases[%d]", key, i), "must be non-empty and differ from issuer")
+		}
+	}
+	for k, v := range p.RequiredClaims {
+		if k == "" || v == "" {
+			return errf(key+".required_claims", "names and values must be non-empty")
+		}
+	}
+	return nil
 }
 
 func (c *Config) checkAPIKeys() error {

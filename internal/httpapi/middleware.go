@@ -348,9 +348,29 @@ func (st *State) originAllowed(origin string) bool {
 		return false
 	}
 	for _, o := range st.Config.CORS.AllowedOrigins {
-		if o == "*" || strings.EqualFold(o, origin) {
+		if o == "*" || strings.EqualFold(o, origin) || anyPortMatch(o, origin) {
 			return true
 		}
 	}
 	return false
+}
+
+// anyPortMatch reports whether pattern ends in ":*" (any port, as `dev`
+// allows for http://localhost:*) and origin is that scheme and host with a
+// port of 1-5 digits.
+func anyPortMatch(pattern, origin string) bool {
+	prefix, ok := strings.CutSuffix(pattern, ":*")
+	if !ok || len(origin) <= len(prefix)+1 || !strings.EqualFold(origin[:len(prefix)], prefix) || origin[len(prefix)] != ':' {
+		return false
+	}
+	port := origin[len(prefix)+1:]
+	if len(port) > 5 {
+		return false
+	}
+	for _, c := range port {
+		if c < '0' || c > '9' {
+			return false
+		}
+	}
+	return true
 }

@@ -223,3 +223,30 @@ func TestCORSHardening(t *testing.T) {
 		}
 	})
 }
+
+// TestCORSAnyPort: an allowed origin ending in ":*" (what `dev` allows for
+// pages on localhost) matches that scheme and host on any port, and
+// nothing else.
+func TestCORSAnyPort(t *testing.T) {
+	e := newEnv(t, envOpts{corsOrigins: []string{"http://localhost:*", "http://127.0.0.1:*"}})
+	for origin, want := range map[string]bool{
+		"http://localhost:3000":        true,
+		"http://127.0.0.1:5173":        true,
+		"http://LOCALHOST:8080":        true,
+		"http://localhost":             false, // no port
+		"http://localhost:":            false,
+		"http://localhost:3000x":       false,
+		"http://localhost:123456":      false,
+		"https://localhost:3000":       false, // another scheme
+		"http://localhost.evil.com:80": false,
+		"http://localhost:80@evil.com": false,
+		"http://127.0.0.10:3000":       false,
+	} {
+		r := e.do(t, req{method: http.MethodOptions, header: http.Header{
+			"Origin": {origin}, "Access-Control-Request-Method": {"POST"},
+		}})
+		if got := r.header.Get("Access-Control-Allow-Origin") == origin; got != want {
+			t.Errorf("origin %q allowed = %v, want %v", origin, got, want)
+		}
+	}
+}

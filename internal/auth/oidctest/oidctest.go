@@ -35,6 +35,23 @@ type Options struct {
 	// discovery document is served at the issuer with one trailing "/"
 	// removed plus DiscoveryPath, as OpenID Connect Discovery 1.0 requires.
 	IssuerPath string
+	// DiscoveryPath, when set, is the path the discovery document is served
+	// at instead of the issuer's well-known location (Entra ID's
+	// "/common/v2.0/.well-known/openid-configuration", Azure AD B2C's
+	// policy paths).
+	DiscoveryPath string
+	// DiscoveryIssuer, when set, is the "issuer" the discovery document
+	// names instead of Issuer: a template such as Entra ID's
+	// ".../{tenantid}/v2.0", or a wrong issuer to test the mismatch check.
+	DiscoveryIssuer string
+	// JWKSPath is the path of the JWK Set; default "/jwks".
+	JWKSPath string
+	// JWKSQuery is appended to the JWK Set URL as a query string (Azure AD
+	// B2C's "p=<policy>"); the set is served whatever the query.
+	JWKSQuery string
+	// EncryptionKeys adds RSA keys marked "use": "enc" with alg RSA-OAEP
+	// to the JWK Set, as Keycloak publishes them.
+	EncryptionKeys bool
 }
 
 // Provider is a running in-test identity provider. All methods are safe for
@@ -43,6 +60,7 @@ type Provider struct {
 	srv    *httptest.Server
 	base   string // server URL, without a trailing slash
 	issuer string
+	opts   Options
 
 	mu     sync.Mutex
 	gen    int
@@ -81,7 +99,7 @@ func NewServer() *Provider {
 // NewServerWithOptions starts a Provider with opts without a testing.TB; the
 // caller must Close it.
 func NewServerWithOptions(opts Options) *Provider {
-	p := &Provider{}
+	p := &Provider{opts: opts}
 	p.rotateLocked()
 	// Fill every field before Start so handlers never race with setup.
 	p.srv = httptest.NewUnstartedServer(http.HandlerFunc(p.serveHTTP))
@@ -96,11 +114,30 @@ func (p *Provider) Issuer() string { return p.issuer }
 
 // DiscoveryURL returns the URL of the provider's discovery document.
 func (p *Provider) DiscoveryURL() string {
+	if p.opts.DiscoveryPath != "" {
+		return p.base + p.opts.DiscoveryPath
+	}
 	return strings.TrimSuffix(p.issuer, "/") + DiscoveryPath
 }
 
-// JWKSURL returns the URL of the provider's JWK Set.
-func (p *Provider) JWKSURL() string { return p.base + "/jwks" }
+// BaseURL returns the server's URL ("http://127.0.0.1:port"), without a
+// trailing slash.
+func (p *Provider) BaseURL() string { return p.base }
+
+// JWKSURL returns the URL of the provider's JWK Set, with Options.JWKSQuery.
+func (p *Provider) JWKSURL() string {
+	if p.opts.JWKSQuery != "" {
+		return p.base + p.jwksPath() + "?" + p.opts.JWKSQuery
+	}
+	return p.base + p.jwksPath()
+}
+
+func (p *Provider) jwksPath() string {
+	if p.opts.JWKSPath != "" {
+		return p.opts.JWKSPath
+	}
+	return "/jwks"
+}
 
 // Requests returns how many times the JWK Set has been fetched.
 func (p *Provider) Requests() int { return int(p.jwksRequests.Load()) }
@@ -229,6 +266,21 @@ func (p *Provider) rotateLocked() {
 		}
 		set.Keys = append(set.Keys, jwk.Marshal())
 	}
+	if p.opts.EncryptionKeys {
+		// As Keycloak publishes them: an RSA-OAEP key for encryption next to
+		// the signing keys, with the same kty and its own kid.
+		encKey, err := rsa.GenerateKey(rand.Reader, 2048)
+		if err != nil {
+			panic(fmt.Sprintf("oidctest: generate RSA key: %v", err))
+		}
+		jwk, err := jwkset.NewJWKFromKey(&encKey.PublicKey, jwkset.JWKOptions{
+			Metadata: jwkset.JWKMetadataOptions{ALG: jwkset.AlgRSAOAEP, KID: fmt.Sprintf("enc-%d", p.gen), USE: jwkset.UseEnc},
+		})
+		if err != nil {
+			panic(fmt.Sprintf("oidctest: JWK for enc key: %v", err))
+		}
+		set.Keys = append(set.Keys, jwk.Marshal())
+	}
 	p.jwks, err = json.Marshal(set)
 	if err != nil {
 		panic(fmt.Sprintf("oidctest: marshal JWK Set: %v", err))
@@ -242,13 +294,17 @@ func (p *Provider) serveHTTP(w http.ResponseWriter, r *http.Request) {
 
 	var body []byte
 	switch r.URL.Path {
-	case "/jwks":
+	case p.jwksPath():
 		p.jwksRequests.Add(1)
 		body = jwks
 	case strings.TrimPrefix(p.DiscoveryURL(), p.base):
 		p.discoveryRequests.Add(1)
+		issuer := p.issuer
+		if p.opts.DiscoveryIssuer != "" {
+			issuer = p.opts.DiscoveryIssuer
+		}
 		doc, err := json.Marshal(map[string]any{
-			"issuer":                                p.issuer,
+			"issuer":                                issuer,
 			"jwks_uri":                              p.JWKSURL(),
 			"authorization_endpoint":                p.base + "/authorize",
 			"response_types_supported":              []string{"id_token"},

@@ -123,6 +123,22 @@ func walk(n *yaml.Node, t reflect.Type, path string, errs *[]error) {
 			seen[name] = true
 			walk(v, f.Type, child, errs)
 		}
+	case t.Kind() == reflect.Map:
+		if n.Kind != yaml.MappingNode {
+			fail("must be a mapping")
+			return
+		}
+		seen := map[string]bool{}
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			k, v := n.Content[i], n.Content[i+1]
+			child := fmt.Sprintf("%s[%q]", path, k.Value)
+			if seen[k.Value] {
+				*errs = append(*errs, errf(child, "given twice, line %d", k.Line))
+				continue
+			}
+			seen[k.Value] = true
+			walk(v, t.Elem(), child, errs)
+		}
 	case t.Kind() == reflect.Slice:
 		if n.Kind != yaml.SequenceNode {
 			fail("must be a list")

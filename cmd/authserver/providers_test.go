@@ -210,7 +210,9 @@ func TestIdentityProviderShapes(t *testing.T) {
 	// The two Cognito rows share an issuer in the README; here each has its
 	// own loopback provider, so both fit in one config.
 	f := newServeFixture(t)
-	cfg := f.config() + "identity_providers:\n" + yaml.String()
+	// Every row sends its bad tokens from one address: the failed-auth
+	// budget (tested on its own) would turn the later 401s into 429s.
+	cfg := f.config() + "rate_limits: {per_ip_failed_auth: \"off\"}\nidentity_providers:\n" + yaml.String()
 	path := f.write(t, cfg)
 	rc := startRun(t, []string{"serve", "--config", path}, envOf(nil))
 	m := rc.waitOutput(t, rc.stderr, startedRe)

@@ -7,26 +7,29 @@ import (
 	"sync/atomic"
 	"time"
 
-	"golang.org/x/time/rate"
-
 	"github.com/authserver-dev/authserver/internal/config"
 )
 
 // limiterShards spreads the keys of one limiter over this many locks.
 const limiterShards = 16
 
-// keyedLimiter is a token bucket per key (x/time/rate): N requests per
-// Period, with a burst of N. Its memory follows the keys active in the last
-// Period, not every key ever seen: a key whose bucket has filled up again
-// behaves exactly like a key never seen, so sweeps drop it, and rebuild the
-// maps (a Go map never gives back the space of deleted entries). A sweep
-// runs on the first request at least one Period after the last one.
+// keyedLimiter allows each key N requests per Period, as a token bucket of N
+// that refills at N per Period, kept in the GCRA form: per key, only the
+// time at which its bucket will be full again ("tat", theoretical arrival
+// time). That is one map entry of two words per key, the key being its
+// 64-bit hash (two keys colliding would share a budget: at a million keys,
+// odds of about 1 in 10^7).
+//
+// Memory follows the keys active in the last Period, not every key ever
+// seen: a key whose bucket is full again behaves exactly like a key never
+// seen, so a sweep drops it, and rebuilds the maps (a Go map never gives
+// back the space of deleted entries). A sweep runs on the first request at
+// least one Period after the previous sweep.
 type keyedLimiter struct {
-	limit  rate.Limit
-	burst  int
-	period time.Duration
-	now    func() time.Time
-	seed   maphash.Seed
+	interval int64 // nanoseconds per request: Period / N
+	period   int64 // nanoseconds; a bucket of N is this much time of credit
+	now      func() time.Time
+	seed     maphash.Seed
 
 	lastSweep atomic.Int64 // unix nanoseconds
 	sweeping  sync.Mutex
@@ -34,8 +37,8 @@ type keyedLimiter struct {
 }
 
 type limiterShard struct {
-	mu sync.Mutex
-	m  map[string]*rate.Limiter
+	mu  sync.Mutex
+	tat map[uint64]int64 // key hash -> unix nanoseconds when its bucket is full
 }
 
 // newKeyedLimiter returns nil (no limit) for a zero rate.
@@ -44,117 +47,96 @@ func newKeyedLimiter(r config.Rate, now func() time.Time) *keyedLimiter {
 		return nil
 	}
 	l := &keyedLimiter{
-		limit:  rate.Limit(float64(r.N) / r.Period.Seconds()),
-		burst:  r.N,
-		period: r.Period,
-		now:    now,
-		seed:   maphash.MakeSeed(),
+		interval: int64(r.Period) / int64(r.N),
+		period:   int64(r.Period),
+		now:      now,
+		seed:     maphash.MakeSeed(),
 	}
 	for i := range l.shards {
-		l.shards[i].m = map[string]*rate.Limiter{}
+		l.shards[i].tat = map[uint64]int64{}
 	}
 	l.lastSweep.Store(now().UnixNano())
 	return l
 }
 
-// with runs f on key's bucket under its shard's lock (so a sweep cannot drop
-// a bucket in use), creating the bucket when f may spend from it.
-func (l *keyedLimiter) with(key string, create bool, f func(b *rate.Limiter, now time.Time)) {
-	now := l.now()
+// take spends one request of key's budget when spend is set and one is
+// left. It reports whether one was left and, if not, how long until one is.
+func (l *keyedLimiter) take(key string, spend bool) (ok bool, retry time.Duration) {
+	now := l.now().UnixNano()
 	l.maybeSweep(now)
-	sh := &l.shards[maphash.String(l.seed, key)%limiterShards]
+	h := maphash.String(l.seed, key)
+	sh := &l.shards[h%limiterShards]
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
-	b := sh.m[key]
-	if b == nil {
-		if !create {
-			f(nil, now)
-			return
-		}
-		b = rate.NewLimiter(l.limit, l.burst)
-		b.SetBurstAt(now, l.burst) // start full at this clock's now, not time.Now
-		sh.m[key] = b
+	tat := max(sh.tat[h], now)
+	next := tat + l.interval
+	if next-now > l.period {
+		return false, time.Duration(next - now - l.period)
 	}
-	f(b, now)
+	if spend {
+		sh.tat[h] = next
+	}
+	return true, 0
 }
 
 // allow spends one request of key's budget, or reports how long until one
 // is available.
-func (l *keyedLimiter) allow(key string) (ok bool, retry time.Duration) {
-	l.with(key, true, func(b *rate.Limiter, now time.Time) {
-		ok, retry = reserve(b, now)
-	})
-	return ok, retry
-}
+func (l *keyedLimiter) allow(key string) (bool, time.Duration) { return l.take(key, true) }
 
 // reserve spends one request of key's budget like allow; refund gives it
 // back (the request turned out not to count against this limit).
 func (l *keyedLimiter) reserve(key string) (refund func(), retry time.Duration) {
-	var ok bool
-	l.with(key, true, func(b *rate.Limiter, now time.Time) {
-		ok, retry = reserve(b, now)
-	})
+	ok, retry := l.take(key, true)
 	if !ok {
 		return nil, retry
 	}
 	return func() {
-		l.with(key, false, func(b *rate.Limiter, now time.Time) {
-			if b != nil {
-				b.AllowN(now, -1) // a negative spend adds a token back (capped at the burst)
-			}
-		})
+		h := maphash.String(l.seed, key)
+		sh := &l.shards[h%limiterShards]
+		sh.mu.Lock()
+		defer sh.mu.Unlock()
+		if tat, ok := sh.tat[h]; ok {
+			sh.tat[h] = tat - l.interval
+		}
 	}, 0
 }
 
 // exhausted reports, without spending, whether key has no request left, and
 // when it will have one.
 func (l *keyedLimiter) exhausted(key string) (bool, time.Duration) {
-	var retry time.Duration
-	l.with(key, false, func(b *rate.Limiter, now time.Time) {
-		if b == nil {
-			return
-		}
-		if t := b.TokensAt(now); t < 1 {
-			retry = time.Duration((1 - t) / float64(l.limit) * float64(time.Second))
-		}
-	})
-	return retry > 0, retry
+	ok, retry := l.take(key, false)
+	return !ok, retry
 }
 
 // spend takes one request from key's budget, if any is left.
-func (l *keyedLimiter) spend(key string) {
-	l.with(key, true, func(b *rate.Limiter, now time.Time) { b.AllowN(now, 1) })
-}
-
-func reserve(b *rate.Limiter, now time.Time) (bool, time.Duration) {
-	r := b.ReserveN(now, 1)
-	if d := r.DelayFrom(now); d > 0 {
-		r.CancelAt(now)
-		return false, d
-	}
-	return true, 0
-}
+func (l *keyedLimiter) spend(key string) { l.take(key, true) }
 
 // maybeSweep drops full buckets once per period.
-func (l *keyedLimiter) maybeSweep(now time.Time) {
+func (l *keyedLimiter) maybeSweep(now int64) {
 	last := l.lastSweep.Load()
-	if now.UnixNano()-last < int64(l.period) || !l.sweeping.TryLock() {
+	if now-last < l.period || !l.sweeping.TryLock() {
 		return
 	}
 	defer l.sweeping.Unlock()
-	if !l.lastSweep.CompareAndSwap(last, now.UnixNano()) {
+	if !l.lastSweep.CompareAndSwap(last, now) {
 		return
 	}
 	for i := range l.shards {
 		sh := &l.shards[i]
 		sh.mu.Lock()
-		keep := make(map[string]*rate.Limiter, len(sh.m)/2)
-		for k, b := range sh.m {
-			if b.TokensAt(now) < float64(l.burst) {
-				keep[k] = b
+		n := 0
+		for _, tat := range sh.tat {
+			if tat > now {
+				n++
 			}
 		}
-		sh.m = keep
+		keep := make(map[uint64]int64, n)
+		for h, tat := range sh.tat {
+			if tat > now {
+				keep[h] = tat
+			}
+		}
+		sh.tat = keep
 		sh.mu.Unlock()
 	}
 }
@@ -165,7 +147,7 @@ func (l *keyedLimiter) keys() int {
 	for i := range l.shards {
 		sh := &l.shards[i]
 		sh.mu.Lock()
-		n += len(sh.m)
+		n += len(sh.tat)
 		sh.mu.Unlock()
 	}
 	return n

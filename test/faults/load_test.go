@@ -43,6 +43,7 @@ type loadOpts struct {
 	stopOnRefused bool          // a worker stops at its first refused connection
 	backoff       time.Duration // pause after a 503 or a transport error; default 20ms
 	newConnEvery  time.Duration // close idle connections this often (new TLS handshakes)
+	localAddr     string        // connect from this loopback address; "": the system's choice
 }
 
 // op is one request the load generator made.
@@ -164,7 +165,7 @@ func (l *load) stopped() bool {
 func (l *load) worker(w int) {
 	defer l.wg.Done()
 	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), uint64(w)))
-	client := l.f.newClient()
+	client := l.f.newClientFrom(l.o.localAddr)
 	defer client.CloseIdleConnections()
 	url := l.o.urls[w%len(l.o.urls)]
 	var tick *time.Ticker

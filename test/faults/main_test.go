@@ -508,14 +508,23 @@ func (f *fixture) tlsConfig() *tls.Config {
 
 // newClient returns a client with its own keep-alive transport: one
 // connection per client, HTTP/1.1.
-func (f *fixture) newClient() *http.Client {
+func (f *fixture) newClient() *http.Client { return f.newClientFrom("") }
+
+// newClientFrom is newClient connecting from the local address ip (any of
+// 127.0.0.0/8 on Linux), so that the server sees another client address;
+// "" lets the system choose.
+func (f *fixture) newClientFrom(ip string) *http.Client {
+	d := &net.Dialer{Timeout: 5 * time.Second}
+	if ip != "" {
+		d.LocalAddr = &net.TCPAddr{IP: net.ParseIP(ip)}
+	}
 	return &http.Client{
 		Timeout: 15 * time.Second,
 		Transport: &http.Transport{
 			TLSClientConfig:     f.tlsConfig(),
 			MaxIdleConnsPerHost: 4,
 			IdleConnTimeout:     60 * time.Second,
-			DialContext:         (&net.Dialer{Timeout: 5 * time.Second}).DialContext,
+			DialContext:         d.DialContext,
 		},
 	}
 }

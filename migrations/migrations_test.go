@@ -124,8 +124,9 @@ func TestMigrateReports(t *testing.T) {
 		err     error
 	}
 	done := make(chan result, 1)
+	other := mustPool(t, url) // the migrating replica's own pool
 	go func() {
-		v, err := migrations.Migrate(ctx, mustPool(t, url), migrations.Progress{
+		v, err := migrations.Migrate(ctx, other, migrations.Progress{
 			Waiting: func() { close(waiting) },
 			Applied: func(v int64, file string, d time.Duration) { applied = append(applied, fmt.Sprintf("%d %s", v, file)) },
 		})

@@ -36,16 +36,33 @@ func readmeBlocks(t *testing.T) [][]string {
 	return blocks
 }
 
+// The addresses the README's quick start uses (dev's defaults).
+const readmePublic, readmeAdmin = "127.0.0.1:8443", "127.0.0.1:9090"
+
+// freeAddr returns a loopback address with a port free a moment ago.
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
 // goRunArgs turns "go run ./cmd/authserver verb args... # comment" into args.
 func goRunArgs(line string) []string {
 	line, _, _ = strings.Cut(line, "#")
 	return strings.Fields(strings.TrimPrefix(line, "go run ./cmd/authserver"))
 }
 
-// TestREADMEQuickStart runs the README's quick start verbatim: its first
-// commands are dev and the test command, and every curl line of the next
-// block, the verify line and the pinned token line work against a real
-// `authserver dev` on its default ports, from a fresh directory.
+// TestREADMEQuickStart runs the README's quick start: its first commands are
+// dev and the test command, and every curl line of the next block, the
+// verify line and the pinned token line work against a real `authserver dev`
+// from a fresh directory. The README's ports (8443, 9090) are rewritten to
+// free ones, and held meanwhile when they are free, so that the test passes
+// while a developer runs the quick start's own `dev`: the README runs
+// `go test ./...` next to it.
 func TestREADMEQuickStart(t *testing.T) {
 	blocks := readmeBlocks(t)
 	if len(blocks) < 4 {
@@ -58,16 +75,18 @@ func TestREADMEQuickStart(t *testing.T) {
 	if err != nil {
 		t.Fatal("the README's examples use curl: install it (apt-get install curl)")
 	}
-	for _, addr := range []string{"127.0.0.1:8443", "127.0.0.1:9090"} {
-		ln, err := net.Listen("tcp", addr)
-		if err != nil {
-			t.Fatalf("the README's dev ports must be free for this test: %v", err)
+	// Stand in for the developer's own `dev` on the README's ports (if
+	// another process has them, that does as well).
+	for _, addr := range []string{readmePublic, readmeAdmin} {
+		if ln, err := net.Listen("tcp", addr); err == nil {
+			t.Cleanup(func() { ln.Close() })
 		}
-		ln.Close()
 	}
+	pub, adm := freeAddr(t), freeAddr(t)
+	ports := strings.NewReplacer(readmePublic, pub, readmeAdmin, adm)
 
 	t.Chdir(t.TempDir())
-	rc := startRun(t, goRunArgs(blocks[0][0]), envOf(nil))
+	rc := startRun(t, append(goRunArgs(blocks[0][0]), "--listen", pub, "--admin-listen", adm), envOf(nil))
 	rc.waitOutput(t, rc.stdout, regexp.MustCompile("authserver dev is running"))
 	t.Cleanup(func() {
 		if err := rc.stop(t); err != nil {
@@ -84,7 +103,10 @@ func TestREADMEQuickStart(t *testing.T) {
 		if !strings.HasPrefix(cmd, "curl ") {
 			t.Fatalf("quick start block holds %q; this test runs curl lines only", cmd)
 		}
-		c := exec.Command("bash", "-o", "pipefail", "-c", strings.Replace(cmd, "curl", curlPath+" -sS --fail-with-body", 1))
+		if !strings.Contains(cmd, readmePublic) && !strings.Contains(cmd, readmeAdmin) {
+			t.Fatalf("%s: names neither %s nor %s, the ports this test rewrites", cmd, readmePublic, readmeAdmin)
+		}
+		c := exec.Command("bash", "-o", "pipefail", "-c", strings.Replace(ports.Replace(cmd), "curl", curlPath+" -sS --fail-with-body", 1))
 		out, err := c.CombinedOutput()
 		if err != nil {
 			t.Fatalf("%s: %v\n%s", cmd, err, out)

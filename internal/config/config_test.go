@@ -733,6 +733,15 @@ func TestDecode(t *testing.T) {
 				t.Errorf("application = %+v", a)
 			}
 		}},
+		{"YAML 1.1 booleans and merge keys, as yaml.v3 takes them", "pprof: yes\ninsecure_http: off\n" +
+			"applications:\n  - &app {key: a, secret_file: /s, token_ttl: 0}\n  - {<<: [*app], key: b, token_ttl: 2m}\n", func(t *testing.T, c config.Config) {
+			if !c.Pprof || c.InsecureHTTP {
+				t.Errorf("pprof %v, insecure_http %v", c.Pprof, c.InsecureHTTP)
+			}
+			if a := c.Applications; len(a) != 2 || a[0].Key != "a" || a[0].SecretFile != "/s" || a[1].Key != "b" || a[1].TokenTTL != 2*time.Minute {
+				t.Errorf("applications %+v", a)
+			}
+		}},
 		{"strings that look like zero stay strings", "listen: 0\ndata_dir: 0\napplications: [{key: 0, instance_ttl: 0s}]\n", func(t *testing.T, c config.Config) {
 			if c.Listen != "0" || c.DataDir != "0" || c.Applications[0].Key != "0" {
 				t.Errorf("got %+v", c)

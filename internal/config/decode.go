@@ -101,6 +101,21 @@ func walk(n *yaml.Node, t reflect.Type, path string, errs *[]error) {
 		for i := 0; i+1 < len(n.Content); i += 2 {
 			k, v := n.Content[i], n.Content[i+1]
 			name := k.Value
+			if name == "<<" && k.Kind == yaml.ScalarNode && (k.Tag == "" || k.Tag == "!" || k.ShortTag() == "!!merge") {
+				// A merge key (<<: *defaults): its mapping, or each of a
+				// list of them, holds keys of this mapping.
+				for v.Kind == yaml.AliasNode && v.Alias != nil {
+					v = v.Alias
+				}
+				merged := []*yaml.Node{v}
+				if v.Kind == yaml.SequenceNode {
+					merged = v.Content
+				}
+				for _, m := range merged {
+					walk(m, t, path, errs)
+				}
+				continue
+			}
 			f, ok := fieldByYAMLName(t, name)
 			if !ok {
 				// At the top level the key itself is named; below, the
@@ -157,6 +172,11 @@ func walk(n *yaml.Node, t reflect.Type, path string, errs *[]error) {
 			fail("must be a single value, not a list or mapping")
 		}
 	case t.Kind() == reflect.Bool:
+		// yaml.v3 also takes YAML 1.1's yes/no/on/off for a bool.
+		switch n.Value {
+		case "y", "Y", "yes", "Yes", "YES", "on", "On", "ON", "n", "N", "no", "No", "NO", "off", "Off", "OFF":
+			return
+		}
 		if n.ShortTag() != "!!bool" {
 			fail("must be true or false, not %q", n.Value)
 		}

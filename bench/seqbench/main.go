@@ -1,5 +1,6 @@
 // Command seqbench measures the PostgreSQL sequence store with and without
-// group commit, over many users and on one hot user, in one run:
+// group commit, over many users and on one hot user, and group commit with
+// sequence.clock_floor (e, f: compare with a, c), in one run:
 //
 //	go run ./bench/seqbench [-c 64] [-d 5s] [-json] [-db URL]
 //
@@ -62,6 +63,7 @@ type scenario struct {
 	Name        string `json:"name"`
 	GroupCommit bool   `json:"group_commit"`
 	HotUser     bool   `json:"hot_user"`
+	ClockFloor  bool   `json:"clock_floor"`
 }
 
 // outcome is what one scenario measured.
@@ -143,10 +145,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	rep := report{Config: cfg, Ratios: map[string]float64{}}
 	app := "seqbench-" + randomHex(8)
 	for _, sc := range []scenario{
-		{"a: group commit, many users", true, false},
-		{"b: no group commit, many users", false, false},
-		{"c: group commit, one hot user", true, true},
-		{"d: no group commit, one hot user", false, true},
+		{"a: group commit, many users", true, false, false},
+		{"b: no group commit, many users", false, false, false},
+		{"c: group commit, one hot user", true, true, false},
+		{"d: no group commit, one hot user", false, true, false},
+		{"e: group commit, many users, clock floor", true, false, true},
+		{"f: group commit, one hot user, clock floor", true, true, true},
 	} {
 		fmt.Fprintf(stderr, "seqbench: %s ...\n", sc.Name)
 		out, err := measure(ctx, pool, app, cfg, sc)
@@ -163,6 +167,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	rep.Ratios["a/b"] = ratio(rep.Scenarios[0], rep.Scenarios[1])
 	rep.Ratios["c/d"] = ratio(rep.Scenarios[2], rep.Scenarios[3])
+	rep.Ratios["e/a"] = ratio(rep.Scenarios[4], rep.Scenarios[0])
+	rep.Ratios["f/c"] = ratio(rep.Scenarios[5], rep.Scenarios[2])
 
 	if *asJSON {
 		enc := json.NewEncoder(stdout)
@@ -177,7 +183,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 func measure(ctx context.Context, pool *pgxpool.Pool, app string, cfg config, sc scenario) (outcome, error) {
 	var statements, batched atomic.Int64
 	var measuring atomic.Bool
+	var floor sequence.Floor
+	if sc.ClockFloor {
+		floor = sequence.ClockFloor(time.Now)
+	}
 	store := sequence.NewPostgres(pool, sequence.PostgresOptions{
+		Floor:              floor,
 		DisableGroupCommit: !sc.GroupCommit,
 		MaxInFlight:        cfg.MaxInFlight,
 		Window:             cfg.Window,
@@ -191,7 +202,7 @@ func measure(ctx context.Context, pool *pgxpool.Pool, app string, cfg config, sc
 	})
 	defer store.Close()
 
-	hot := fmt.Sprintf("hot-%t", sc.GroupCommit) // a fresh row per hot scenario
+	hot := fmt.Sprintf("hot-%t-%t", sc.GroupCommit, sc.ClockFloor) // a fresh row per hot scenario
 	var (
 		wg        sync.WaitGroup
 		mu        sync.Mutex
@@ -291,8 +302,9 @@ func printTable(w io.Writer, rep report) error {
 	if err := tw.Flush(); err != nil {
 		return err
 	}
-	_, err := fmt.Fprintf(w, "\nthroughput ratio a/b (group commit gain, many users): %.1fx\nthroughput ratio c/d (group commit gain, one hot user): %.1fx\n",
-		rep.Ratios["a/b"], rep.Ratios["c/d"])
+	_, err := fmt.Fprintf(w, "\nthroughput ratio a/b (group commit gain, many users): %.1fx\nthroughput ratio c/d (group commit gain, one hot user): %.1fx\n"+
+		"throughput ratio e/a (clock floor, many users): %.2fx\nthroughput ratio f/c (clock floor, one hot user): %.2fx\n",
+		rep.Ratios["a/b"], rep.Ratios["c/d"], rep.Ratios["e/a"], rep.Ratios["f/c"])
 	return err
 }
 

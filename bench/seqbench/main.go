@@ -1,7 +1,11 @@
 // Command seqbench measures the PostgreSQL sequence store with and without
 // group commit, over many users and on one hot user, in one run:
 //
-//	go run ./bench/seqbench [-c 64] [-d 5s] [-json] [-db URL]
+//	go run ./bench/seqbench [-c 64] [-d 5s] [-json] [-db URL] [-clock-floor]
+//
+// -clock-floor gives every scenario sequence.clock_floor; run it with and
+// without to compare (each run starts its own throwaway server, so both
+// see the same table state).
 //
 // Without -db it starts a throwaway PostgreSQL (internal/pgtest, which also
 // honours AUTHSERVER_TEST_DATABASE_URL) with fsync on, so every commit
@@ -53,6 +57,7 @@ type config struct {
 	MaxInFlight int           `json:"max_in_flight"`
 	Window      time.Duration `json:"window_ns"`
 	MaxBatch    int           `json:"max_batch"`
+	ClockFloor  bool          `json:"clock_floor"`
 	Fsync       string        `json:"fsync"`
 	Server      string        `json:"server"`
 }
@@ -99,6 +104,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.IntVar(&cfg.MaxInFlight, "inflight", 0, "PostgresOptions.MaxInFlight (0: the store's default)")
 	fs.DurationVar(&cfg.Window, "window", 0, "PostgresOptions.Window (0: the store's default)")
 	fs.IntVar(&cfg.MaxBatch, "maxbatch", 0, "PostgresOptions.MaxBatch (0: the store's default)")
+	fs.BoolVar(&cfg.ClockFloor, "clock-floor", false, "PostgresOptions.Floor = sequence.ClockFloor(time.Now), as with sequence.clock_floor: true")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -177,7 +183,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 func measure(ctx context.Context, pool *pgxpool.Pool, app string, cfg config, sc scenario) (outcome, error) {
 	var statements, batched atomic.Int64
 	var measuring atomic.Bool
+	var floor sequence.Floor
+	if cfg.ClockFloor {
+		floor = sequence.ClockFloor(time.Now)
+	}
 	store := sequence.NewPostgres(pool, sequence.PostgresOptions{
+		Floor:              floor,
 		DisableGroupCommit: !sc.GroupCommit,
 		MaxInFlight:        cfg.MaxInFlight,
 		Window:             cfg.Window,
@@ -279,8 +290,8 @@ func sleep(ctx context.Context, d time.Duration) {
 
 func printTable(w io.Writer, rep report) error {
 	c := rep.Config
-	fmt.Fprintf(w, "%s\nfsync=%s, %d callers, %v per scenario (after %v warm-up), pool %d conns, %d users in a-b\n\n",
-		c.Server, c.Fsync, c.Callers, c.Duration, c.Warmup, c.PoolConns, c.Users)
+	fmt.Fprintf(w, "%s\nfsync=%s, %d callers, %v per scenario (after %v warm-up), pool %d conns, %d users in a-b, clock floor %t\n\n",
+		c.Server, c.Fsync, c.Callers, c.Duration, c.Warmup, c.PoolConns, c.Users, c.ClockFloor)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "scenario\tcalls/s\tp50\tp99\tcalls\terrors\tstatements\tcalls/statement\t")
 	for _, o := range rep.Scenarios {

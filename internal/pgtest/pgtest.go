@@ -13,6 +13,10 @@
 // AUTHSERVER_TEST_DATABASE_URL points everything at an existing server
 // instead; then only the operations that need no control over the server
 // process work.
+//
+// For the tests of lost commits, a cluster can also get a streaming
+// standby (StartStandby, NewStandby) to promote after killing it, and take
+// and restore a pg_dump (Dump, Restore); see standby.go.
 package pgtest
 
 import (

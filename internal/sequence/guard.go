@@ -12,7 +12,6 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"syscall"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -173,26 +172,6 @@ func inspectFile(f *os.File, size int64) (fileState, error) {
 		return fileState{}, fmt.Errorf("is truncated (%d bytes, but its commit %d needs %d)", size, cur.txid, max(need, 2*int64(cur.pageSize)))
 	}
 	return fileState{txid: cur.txid, damagedMeta: !m0.valid || !m1.valid}, nil
-}
-
-// lockFile takes the exclusive lock bbolt takes, waiting up to timeout, so
-// that a file another process is using is never inspected mid-write, moved
-// aside or reported as damaged.
-func lockFile(f *os.File, timeout time.Duration) error {
-	deadline := time.Now().Add(timeout)
-	for {
-		err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
-		if err == nil {
-			return nil
-		}
-		if !errors.Is(err, syscall.EWOULDBLOCK) {
-			return err
-		}
-		if time.Now().After(deadline) {
-			return bolterrors.ErrTimeout
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
 }
 
 // openGuarded is OpenBolt's work: check, open, compare with the marker,

@@ -5,13 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"path/filepath"
 	"strings"
 	"time"
 
+	"github.com/authserver-dev/authserver/internal/app"
+	"github.com/authserver-dev/authserver/internal/auth"
 	"github.com/authserver-dev/authserver/internal/config"
-	"github.com/authserver-dev/authserver/internal/metrics"
 	"github.com/authserver-dev/authserver/internal/tlsutil"
 	"github.com/authserver-dev/authserver/migrations"
 )
@@ -95,7 +95,11 @@ func runCheck(ctx context.Context, args []string, env config.Env, stdout, stderr
 			provLine += "; not contacted (--offline)"
 		}
 	}
-	_, v, err := buildAuth(ctx, &authCfg, metrics.New(metrics.BuildInfo{}), slog.New(slog.DiscardHandler))
+	_, err = app.NewAPIKeys(&authCfg)
+	var v *auth.Verifier
+	if err == nil {
+		v, err = (&app.Builder{}).NewVerifier(ctx, &authCfg)
+	}
 	if err != nil {
 		probs = append(probs, err)
 	} else if v != nil {

@@ -18,6 +18,7 @@ import (
 
 	"github.com/golang-jwt/jwt/v5"
 
+	"github.com/authserver-dev/authserver/internal/app"
 	"github.com/authserver-dev/authserver/internal/config"
 	"github.com/authserver-dev/authserver/internal/signer"
 	"github.com/authserver-dev/authserver/internal/tlsutil"
@@ -102,9 +103,9 @@ func runDev(ctx context.Context, args []string, env config.Env, stdout, stderr i
 	if err != nil {
 		return err
 	}
-	app := cfg.DefaultApplication()
+	demo := cfg.DefaultApplication()
 	secretHint := "--app-secret-file " + secretFile
-	if app.SecretFile == "" {
+	if demo.SecretFile == "" {
 		secretHint = "(secret from AUTHSERVER_APP_SECRET)"
 	}
 	now := time.Now()
@@ -147,9 +148,9 @@ secret in %[11]s; valid until %[12]s; --demo-user NAME for another user):
 Browser pages on http://localhost:* and http://127.0.0.1:* may call the API
 (CORS); examples/web/demo.html is such a page.
 
-`, url, certFile, hostPort(admin), app.Key, secretFileOr(app, secretFile), devAPIKey, secretHint,
+`, url, certFile, hostPort(admin), demo.Key, secretFileOr(demo, secretFile), devAPIKey, secretHint,
 			*demoUser, devIDPIssuer, devIDPAudience, idpSecretFile, now.Add(devIDPTokenTTL).UTC().Format(time.RFC3339), idToken)
-	}, &reloadSource{load: load, getenv: env})
+	}, &app.Source{Load: load, Getenv: env})
 }
 
 func secretFileOr(app *config.Application, def string) string {

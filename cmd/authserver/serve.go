@@ -20,7 +20,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	authserver "github.com/authserver-dev/authserver"
-	"github.com/authserver-dev/authserver/internal/auth"
+	"github.com/authserver-dev/authserver/internal/app"
 	"github.com/authserver-dev/authserver/internal/config"
 	"github.com/authserver-dev/authserver/internal/httpapi"
 	"github.com/authserver-dev/authserver/internal/metrics"
@@ -68,10 +68,10 @@ func runServe(ctx context.Context, args []string, env config.Env, stdout, stderr
 		return err
 	}
 	cfg.AcceptSequenceReset = *acceptReset
-	return serve(ctx, cfg, stderr, nil, &reloadSource{
-		load:   func() (*config.Config, error) { return config.Load(f.config, env) },
-		file:   f.config,
-		getenv: env,
+	return serve(ctx, cfg, stderr, nil, &app.Source{
+		Load:   func() (*config.Config, error) { return config.Load(f.config, env) },
+		File:   f.config,
+		Getenv: env,
 	})
 }
 
@@ -108,7 +108,7 @@ type started func(public, admin net.Addr)
 // drains for up to shutdownGrace and closes the store. It reloads the
 // configuration from src on SIGHUP and when its files change (reload.go);
 // a nil src never reloads.
-func serve(ctx context.Context, cfg *config.Config, logOut io.Writer, onStart started, src *reloadSource) error {
+func serve(ctx context.Context, cfg *config.Config, logOut io.Writer, onStart started, src *app.Source) error {
 	logger := newLogger(cfg, logOut)
 	for _, w := range cfg.Warnings {
 		logger.Warn("config: " + w)
@@ -122,12 +122,13 @@ func serve(ctx context.Context, cfg *config.Config, logOut io.Writer, onStart st
 	}
 	defer closeStore()
 
-	keys, verifier, err := buildAuth(ctx, cfg, m, logger)
+	b := &app.Builder{Signer: signer.New(time.Now, rand.Reader), Store: store, Metrics: m, Logger: logger, Now: time.Now}
+	snap, err := b.Build(ctx, cfg, nil)
 	if err != nil {
 		return err
 	}
-	live := newReloader(cfg, verifier, m, logger, src)
-	defer live.close() // closes the verifier in use at the end
+	live := app.NewReloader(b, snap, src)
+	defer live.Close() // closes the verifier in use at the end
 
 	var tlsConf *tls.Config
 	var reloader *tlsutil.Reloader
@@ -157,30 +158,24 @@ func serve(ctx context.Context, cfg *config.Config, logOut io.Writer, onStart st
 	// answers on one) and each identity provider's keys loaded once. The
 	// shared dependencies have their own checks and metric (see httpapi.Check).
 	checks := []httpapi.Check{
-		{Name: "identity_provider_keys", Startup: true, Run: live.verifierReady},
+		{Name: "identity_provider_keys", Startup: true, Run: live.VerifierReady},
 		{Name: "sequence_store", Run: store.Ping},
-		{Name: "identity_providers", Run: live.verifierProbe},
+		{Name: "identity_providers", Run: live.VerifierProbe},
 	}
 	// 0 before the first commit or error, so the dashboard shows 0, not "No data".
 	m.StoreErrors.WithLabelValues(storeName)
 	m.StoreDuration.WithLabelValues(storeName)
 	m.Dependency("sequence_store", store.Ping)
-	m.Dependency("identity_providers", live.verifierProbe)
-	var tv httpapi.TokenVerifier
-	if verifier != nil {
-		tv = verifier
-	}
-	state := httpapi.NewState(cfg, keys, tv)
+	m.Dependency("identity_providers", live.VerifierProbe)
 	srv := httpapi.New(httpapi.Options{
-		State:   state,
-		Signer:  signer.New(time.Now, rand.Reader),
-		Store:   store,
-		Metrics: m,
-		Logger:  logger,
-		Now:     time.Now,
-		Checks:  checks,
-		Pprof:   cfg.Pprof,
-		Spec:    []byte(authserver.OpenAPI),
+		State:          snap.State,
+		TrustedProxies: cfg.Proxies,
+		Metrics:        m,
+		Logger:         logger,
+		Now:            time.Now,
+		Checks:         checks,
+		Pprof:          cfg.Pprof,
+		Spec:           []byte(authserver.OpenAPI),
 	})
 
 	pubLn, err := net.Listen("tcp", cfg.Listen)
@@ -213,7 +208,7 @@ func serve(ctx context.Context, cfg *config.Config, logOut io.Writer, onStart st
 	}
 	// Watch for SIGHUP before serving: once /readyz answers, a SIGHUP must
 	// reload, not end the process with the signal's default action.
-	stopReload := live.start(ctx, srv, state, reloader)
+	stopReload := live.Start(ctx, srv, reloader)
 	defer stopReload()
 	errc := make(chan error, 2)
 	go func() {
@@ -251,10 +246,7 @@ func serve(ctx context.Context, cfg *config.Config, logOut io.Writer, onStart st
 
 // openStore opens the sequence store the config names: Postgres (after
 // applying migrations under a lock) or the embedded bbolt file.
-func openStore(ctx context.Context, cfg *config.Config, m *metrics.Metrics, logger *slog.Logger) (store interface {
-	httpapi.SequenceStore
-	Ping(context.Context) error
-}, name string, closeFn func(), err error) {
+func openStore(ctx context.Context, cfg *config.Config, m *metrics.Metrics, logger *slog.Logger) (store sequence.Store, name string, closeFn func(), err error) {
 	obs := sequence.Observer{Batch: m.ObserveBatch}
 	var floor sequence.Floor
 	if cfg.Sequence.ClockFloor {
@@ -335,45 +327,6 @@ func openPool(ctx context.Context, url string) (*pgxpool.Pool, error) {
 
 func redactURL(msg, url string) string {
 	return strings.ReplaceAll(msg, url, "[database_url]")
-}
-
-// buildAuth turns the config's API keys and identity providers into the
-// auth package's types.
-func buildAuth(ctx context.Context, cfg *config.Config, m *metrics.Metrics, logger *slog.Logger) (*auth.APIKeys, *auth.Verifier, error) {
-	ak := make([]auth.APIKey, len(cfg.APIKeys))
-	for i, k := range cfg.APIKeys {
-		ak[i] = auth.APIKey{Name: k.Name, SHA256: k.SHA256, Applications: k.Applications}
-	}
-	keys, err := auth.NewAPIKeys(ak)
-	if err != nil {
-		return nil, nil, fmt.Errorf("config: api_keys: %w", err)
-	}
-	if len(cfg.IdentityProviders) == 0 {
-		return keys, nil, nil
-	}
-	ps := make([]auth.Provider, len(cfg.IdentityProviders))
-	for i, p := range cfg.IdentityProviders {
-		if u, key := p.InsecureURL(); u != "" {
-			logger.Warn("identity provider keys are fetched over plain http (allow_insecure_http is set): anyone on the path can forge identity tokens",
-				"issuer", p.Issuer, "key", key, "url", u)
-		}
-		ps[i] = auth.Provider{
-			Issuer: p.Issuer, JWKSURL: p.JWKSURL, HS256Secret: p.HS256Secret, Audience: p.Audience,
-			UserIDClaim: p.UserIDClaim, Applications: p.Applications, Leeway: p.Leeway,
-			MaxTokenAge: p.MaxTokenAge, UnknownKIDRefreshInterval: p.UnknownKIDRefreshInterval,
-			DiscoveryURL: p.DiscoveryURL, IssuerAliases: p.IssuerAliases, AudienceClaim: p.AudienceClaim,
-			RequiredClaims: p.RequiredClaims, UserIDTransform: p.UserIDTransform,
-		}
-	}
-	v, err := auth.NewVerifier(ctx, ps, auth.VerifierOptions{
-		Now:       time.Now,
-		OnRefresh: func(provider, result string) { m.JWKSRefresh.WithLabelValues(provider, result).Inc() },
-		Logger:    logger,
-	})
-	if err != nil {
-		return nil, nil, fmt.Errorf("config: identity_providers: %w", err)
-	}
-	return keys, v, nil
 }
 
 // slogWriter routes net/http's error log (TLS handshake errors and the like)

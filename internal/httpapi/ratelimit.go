@@ -8,20 +8,18 @@ import (
 	"time"
 
 	"golang.org/x/time/rate"
-
-	"github.com/authserver-dev/authserver/internal/config"
 )
 
 // limiterShards spreads the keys of one limiter over this many locks.
 const limiterShards = 16
 
-// keyedLimiter is a token bucket per key (x/time/rate): N requests per
+// Limiter is a token bucket per key (x/time/rate): N requests per
 // Period, with a burst of N. Its memory follows the keys active in the last
 // Period, not every key ever seen: a key whose bucket has filled up again
 // behaves exactly like a key never seen, so sweeps drop it, and rebuild the
 // maps (a Go map never gives back the space of deleted entries). A sweep
 // runs on the first request at least one Period after the last one.
-type keyedLimiter struct {
+type Limiter struct {
 	limit  rate.Limit
 	burst  int
 	period time.Duration
@@ -38,15 +36,16 @@ type limiterShard struct {
 	m  map[string]*rate.Limiter
 }
 
-// newKeyedLimiter returns nil (no limit) for a zero rate.
-func newKeyedLimiter(r config.Rate, now func() time.Time) *keyedLimiter {
-	if r.N == 0 {
+// NewLimiter returns a limiter of n requests per period, or nil (no limit)
+// for n = 0.
+func NewLimiter(n int, period time.Duration, now func() time.Time) *Limiter {
+	if n == 0 {
 		return nil
 	}
-	l := &keyedLimiter{
-		limit:  rate.Limit(float64(r.N) / r.Period.Seconds()),
-		burst:  r.N,
-		period: r.Period,
+	l := &Limiter{
+		limit:  rate.Limit(float64(n) / period.Seconds()),
+		burst:  n,
+		period: period,
 		now:    now,
 		seed:   maphash.MakeSeed(),
 	}
@@ -59,7 +58,7 @@ func newKeyedLimiter(r config.Rate, now func() time.Time) *keyedLimiter {
 
 // with runs f on key's bucket under its shard's lock (so a sweep cannot drop
 // a bucket in use), creating the bucket when f may spend from it.
-func (l *keyedLimiter) with(key string, create bool, f func(b *rate.Limiter, now time.Time)) {
+func (l *Limiter) with(key string, create bool, f func(b *rate.Limiter, now time.Time)) {
 	now := l.now()
 	l.maybeSweep(now)
 	sh := &l.shards[maphash.String(l.seed, key)%limiterShards]
@@ -78,9 +77,13 @@ func (l *keyedLimiter) with(key string, create bool, f func(b *rate.Limiter, now
 	f(b, now)
 }
 
-// allow spends one request of key's budget, or reports how long until one
-// is available.
-func (l *keyedLimiter) allow(key string) (ok bool, retry time.Duration) {
+// Allow spends one request of key's budget, or reports how long until one
+// is available. A nil Limiter allows everything. It is core.Limiter, for the
+// Issuer's per-user limit.
+func (l *Limiter) Allow(key string) (ok bool, retry time.Duration) {
+	if l == nil {
+		return true, 0
+	}
 	l.with(key, true, func(b *rate.Limiter, now time.Time) {
 		ok, retry = reserve(b, now)
 	})
@@ -89,7 +92,7 @@ func (l *keyedLimiter) allow(key string) (ok bool, retry time.Duration) {
 
 // reserve spends one request of key's budget like allow; refund gives it
 // back (the request turned out not to count against this limit).
-func (l *keyedLimiter) reserve(key string) (refund func(), retry time.Duration) {
+func (l *Limiter) reserve(key string) (refund func(), retry time.Duration) {
 	var ok bool
 	l.with(key, true, func(b *rate.Limiter, now time.Time) {
 		ok, retry = reserve(b, now)
@@ -108,7 +111,7 @@ func (l *keyedLimiter) reserve(key string) (refund func(), retry time.Duration) 
 
 // exhausted reports, without spending, whether key has no request left, and
 // when it will have one.
-func (l *keyedLimiter) exhausted(key string) (bool, time.Duration) {
+func (l *Limiter) exhausted(key string) (bool, time.Duration) {
 	var retry time.Duration
 	l.with(key, false, func(b *rate.Limiter, now time.Time) {
 		if b == nil {
@@ -122,7 +125,7 @@ func (l *keyedLimiter) exhausted(key string) (bool, time.Duration) {
 }
 
 // spend takes one request from key's budget, if any is left.
-func (l *keyedLimiter) spend(key string) {
+func (l *Limiter) spend(key string) {
 	l.with(key, true, func(b *rate.Limiter, now time.Time) { b.AllowN(now, 1) })
 }
 
@@ -136,7 +139,7 @@ func reserve(b *rate.Limiter, now time.Time) (bool, time.Duration) {
 }
 
 // maybeSweep drops full buckets once per period.
-func (l *keyedLimiter) maybeSweep(now time.Time) {
+func (l *Limiter) maybeSweep(now time.Time) {
 	last := l.lastSweep.Load()
 	if now.UnixNano()-last < int64(l.period) || !l.sweeping.TryLock() {
 		return
@@ -160,7 +163,7 @@ func (l *keyedLimiter) maybeSweep(now time.Time) {
 }
 
 // keys counts the buckets held, for tests.
-func (l *keyedLimiter) keys() int {
+func (l *Limiter) keys() int {
 	n := 0
 	for i := range l.shards {
 		sh := &l.shards[i]

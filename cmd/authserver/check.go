@@ -118,7 +118,7 @@ func runCheck(ctx context.Context, args []string, env config.Env, stdout, stderr
 	case *offline:
 		add("sequence store", "postgres; not contacted (--offline)")
 	default:
-		pool, err := openPool(ctx, cfg.DatabaseURL)
+		pool, err := app.OpenPool(ctx, cfg.DatabaseURL)
 		if err != nil {
 			probs = append(probs, err)
 			break

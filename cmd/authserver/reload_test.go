@@ -31,8 +31,8 @@ import (
 
 	"github.com/golang-jwt/jwt/v5"
 
-	"github.com/authserver-dev/authserver/internal/auth/oidctest"
 	"github.com/authserver-dev/authserver/internal/app"
+	"github.com/authserver-dev/authserver/internal/auth/oidctest"
 	"github.com/authserver-dev/authserver/internal/config"
 	"github.com/authserver-dev/authserver/internal/signer"
 	"github.com/authserver-dev/authserver/internal/tlsutil"

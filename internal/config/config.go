@@ -6,6 +6,7 @@ package config
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"net/netip"
 	"net/url"
@@ -391,23 +392,13 @@ func resolveSecrets(key, file, env, inline string, dev bool, getenv func(string)
 		text = inline
 		key += ".secret"
 	}
-	var out []signer.Secret
-	for i, line := range strings.Split(text, "\n") {
-		line = strings.TrimSpace(line)
-		if line == "" || strings.HasPrefix(line, "#") {
-			continue
-		}
-		if placeholder(line) {
-			return nil, errf(key, "line %d: is a placeholder, not a secret: put the application secret from the Sinch dashboard here", i+1)
-		}
-		s, err := signer.ParseSecret(line)
-		if err != nil {
-			return nil, errf(key, "line %d: %v", i+1, err)
-		}
-		out = append(out, s)
-	}
-	if len(out) == 0 {
-		return nil, errf(key, "no secret found")
+	out, err := signer.ParseSecrets(text)
+	var le *signer.SecretLineError
+	switch {
+	case errors.As(err, &le) && placeholder(strings.TrimSpace(strings.Split(text, "\n")[le.Line-1])):
+		return nil, errf(key, "line %d: is a placeholder, not a secret: put the application secret from the Sinch dashboard here", le.Line)
+	case err != nil:
+		return nil, errf(key, "%v", err)
 	}
 	return out, nil
 }

@@ -14,6 +14,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/authserver-dev/authserver/internal/auth"
 	"github.com/authserver-dev/authserver/internal/signer"
 )
 
@@ -428,8 +429,8 @@ func (c *Config) resolveProviders(getenv func(string) string) error {
 		case p.HS256SecretEnv != "":
 			p.HS256Secret = []byte(getenv(p.HS256SecretEnv))
 		}
-		if hs && len(p.HS256Secret) < 32 {
-			return errf(key, "the HS256 secret must be at least 32 bytes")
+		if hs && len(p.HS256Secret) < auth.MinHS256SecretBytes {
+			return errf(key, "the HS256 secret must be at least %d bytes", auth.MinHS256SecretBytes)
 		}
 		if !hs && !strings.HasPrefix(p.Issuer, "https://") && !strings.HasPrefix(p.Issuer, "http://") && p.JWKSURL == "" && p.DiscoveryURL == "" {
 			return errf(key+".issuer", "%q is not a URL; OIDC discovery needs one (or set jwks_url)", p.Issuer)
@@ -438,13 +439,13 @@ func (c *Config) resolveProviders(getenv func(string) string) error {
 			return err
 		}
 		if p.UserIDClaim == "" {
-			p.UserIDClaim = "sub"
+			p.UserIDClaim = auth.DefaultUserIDClaim
 		}
 		if len(p.Applications) == 0 {
-			p.Applications = []string{"*"}
+			p.Applications = []string{auth.AllApplications}
 		}
 		if p.Leeway == 0 {
-			p.Leeway = 60 * time.Second
+			p.Leeway = auth.DefaultLeeway
 		}
 		if p.Leeway < 0 || p.Leeway > 5*time.Minute {
 			return errf(key+".leeway", "must be between 0 and 5m")
@@ -568,7 +569,7 @@ func (c *Config) checkAPIKeys() error {
 
 func (c *Config) checkAppList(key string, apps []string) error {
 	for _, a := range apps {
-		if a == "*" {
+		if a == auth.AllApplications {
 			continue
 		}
 		if c.Application(a) == nil {

@@ -63,10 +63,12 @@ func PrepareDev(o DevOptions) (*Dev, error) {
 	if d.CertFile, d.KeyFile, err = tlsutil.SelfSigned(o.DataDir, time.Now()); err != nil {
 		return nil, fmt.Errorf("dev certificate: %w", err)
 	}
-	if err := ensureSecretFile(d.SecretFile); err != nil {
+	// The demo application's secret: 16 bytes, Base64; the demo identity
+	// provider's HS256 secret: 32 bytes, hex.
+	if err := ensureRandomFile(d.SecretFile, 16, base64.StdEncoding.EncodeToString); err != nil {
 		return nil, err
 	}
-	if err := ensureIDPSecretFile(d.IDPSecretFile); err != nil {
+	if err := ensureRandomFile(d.IDPSecretFile, 32, hex.EncodeToString); err != nil {
 		return nil, err
 	}
 	return d, nil
@@ -98,21 +100,6 @@ func (d *Dev) Load() (*config.Config, error) {
 	return &cfg, nil
 }
 
-// ensureIDPSecretFile creates the demo identity provider's HS256 secret
-// once per data dir: 32 random bytes, hex.
-func ensureIDPSecretFile(path string) error {
-	if _, err := os.Stat(path); err == nil {
-		return nil
-	} else if !errors.Is(err, fs.ErrNotExist) {
-		return err
-	}
-	var b [32]byte
-	if _, err := rand.Read(b[:]); err != nil {
-		return err
-	}
-	return os.WriteFile(path, []byte(hex.EncodeToString(b[:])+"\n"), 0o600)
-}
-
 // IDToken mints the demo identity provider's token for user, as an app's
 // login would: HS256 over iss, aud, sub, iat and exp.
 func (d *Dev) IDToken(user string, now time.Time) (string, error) {
@@ -127,17 +114,18 @@ func (d *Dev) IDToken(user string, now time.Time) (string, error) {
 	return tok.SignedString(bytes.TrimSpace(b))
 }
 
-// ensureSecretFile creates a random demo secret once per data dir, so tokens
-// stay verifiable across restarts of dev.
-func ensureSecretFile(path string) error {
+// ensureRandomFile creates path once per data dir with n random bytes,
+// encoded, so what it holds (the demo secret, the demo identity provider's
+// HS256 secret) stays the same across restarts of dev.
+func ensureRandomFile(path string, n int, encode func([]byte) string) error {
 	if _, err := os.Stat(path); err == nil {
 		return nil
 	} else if !errors.Is(err, fs.ErrNotExist) {
 		return err
 	}
-	var b [16]byte
-	if _, err := rand.Read(b[:]); err != nil {
+	b := make([]byte, n)
+	if _, err := rand.Read(b); err != nil {
 		return err
 	}
-	return os.WriteFile(path, []byte(base64.StdEncoding.EncodeToString(b[:])+"\n"), 0o600)
+	return os.WriteFile(path, []byte(encode(b)+"\n"), 0o600)
 }

@@ -24,7 +24,7 @@ var allowedImports = map[string][]string{
 	"internal/httpapi":  {"internal/auth", "internal/core", "internal/metrics", "internal/signer"},
 	"internal/app": {"internal/auth", "internal/config", "internal/core", "internal/httpapi", "internal/metrics",
 		"internal/sequence", "internal/signer", "internal/tlsutil", "migrations"},
-	"cmd/authserver": {".", "internal/app", "internal/config", "internal/signer", "migrations"},
+	"cmd/authserver": {".", "internal/app", "internal/config", "internal/signer"},
 }
 
 // neverDependsOn are rules on all dependencies, direct or not: the domain

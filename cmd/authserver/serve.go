@@ -6,12 +6,10 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"time"
 
 	authserver "github.com/authserver-dev/authserver"
 	"github.com/authserver-dev/authserver/internal/app"
 	"github.com/authserver-dev/authserver/internal/config"
-	"github.com/authserver-dev/authserver/migrations"
 )
 
 // serveFlags are the flags serve and dev share.
@@ -106,40 +104,5 @@ func runMigrate(ctx context.Context, args []string, env config.Env, stdout, stde
 	if err != nil {
 		return err
 	}
-	pool, err := app.OpenPool(ctx, url)
-	if err != nil {
-		return err
-	}
-	defer pool.Close()
-	if sub == "status" {
-		cur, latest, err := migrations.Status(ctx, pool)
-		if err != nil {
-			return fmt.Errorf("migrate: %w", err)
-		}
-		if cur < latest {
-			fmt.Fprintf(stdout, "at version %d; %d migration(s) pending (latest %d): run authserver migrate\n", cur, latest-cur, latest)
-		} else {
-			fmt.Fprintf(stdout, "at version %d (latest)\n", cur)
-		}
-		return nil
-	}
-	applied := 0
-	version, err := migrations.Migrate(ctx, pool, migrations.Progress{
-		Waiting: func() {
-			fmt.Fprintln(stdout, "waiting for another replica's migration to finish (it holds the lock; up to 5 minutes)")
-		},
-		Applied: func(v int64, file string, d time.Duration) {
-			applied++
-			fmt.Fprintf(stdout, "applied %s (version %d) in %s\n", file, v, d.Round(time.Millisecond))
-		},
-	})
-	if err != nil {
-		return fmt.Errorf("migrate: %w", err)
-	}
-	if applied == 0 {
-		fmt.Fprintf(stdout, "already at version %d\n", version)
-	} else {
-		fmt.Fprintf(stdout, "now at version %d\n", version)
-	}
-	return nil
+	return app.Migrate(ctx, url, sub == "status", stdout)
 }

@@ -65,7 +65,14 @@ type Reloader struct {
 	certs *tlsutil.Reloader // nil with insecure_http
 	watch []string          // files whose contents trigger a reload
 	stamp string            // fingerprint of watch when last (re)loaded
+
+	certStamp string // fingerprint of the certificate files when last checked
 }
+
+// WatchesCertificates reports whether a Reloader with src watches the TLS
+// files itself (polling), so that the tlsutil.Reloader need not check them
+// on handshakes: one watcher, by content, for every file.
+func WatchesCertificates(src *Source) bool { return src != nil && src.PollEvery >= 0 }
 
 // NewReloader returns a Reloader whose running Snapshot is first; a nil src
 // never reloads.
@@ -117,6 +124,7 @@ func (r *Reloader) Start(ctx context.Context, srv *httpapi.Server, certs *tlsuti
 	r.srv, r.certs = srv, certs
 	r.watch = r.watchList()
 	r.stamp = fingerprint(r.watch)
+	r.certStamp = fingerprint(r.certFiles())
 	r.mu.Unlock()
 
 	sig := r.src.Signals
@@ -141,7 +149,7 @@ func (r *Reloader) Start(ctx context.Context, srv *httpapi.Server, certs *tlsuti
 		// A change is reloaded once two checks in a row see the same new
 		// contents, so a file caught half-written (an editor truncating
 		// and rewriting it) does not cause a failed reload.
-		var pending string
+		var pending, certPending string
 		for {
 			select {
 			case <-ctx.Done():
@@ -158,6 +166,17 @@ func (r *Reloader) Start(ctx context.Context, srv *httpapi.Server, certs *tlsuti
 					_ = r.Reload(ctx, "file change")
 				default:
 					pending = fp
+				}
+				// The certificate files: the same rule, and only the
+				// certificate is reloaded (it reports through OnReload).
+				switch fp, changed := r.certsChanged(); {
+				case !changed:
+					certPending = ""
+				case fp == certPending:
+					certPending = ""
+					r.reloadCerts(fp)
+				default:
+					certPending = fp
 				}
 			}
 		}
@@ -177,6 +196,33 @@ func (r *Reloader) filesChanged() (fp string, changed bool) {
 	r.mu.Unlock()
 	fp = fingerprint(watch)
 	return fp, fp != stamp
+}
+
+// certFiles names the running certificate and key files; none with
+// insecure_http.
+func (r *Reloader) certFiles() []string {
+	if r.certs == nil {
+		return nil
+	}
+	t := r.snap.Load().Config.TLS
+	return []string{t.CertFile, t.KeyFile}
+}
+
+// certsChanged is filesChanged for the certificate files.
+func (r *Reloader) certsChanged() (fp string, changed bool) {
+	r.mu.Lock()
+	files, stamp := r.certFiles(), r.certStamp
+	r.mu.Unlock()
+	fp = fingerprint(files)
+	return fp, fp != stamp
+}
+
+// reloadCerts has the tlsutil.Reloader read the certificate files again.
+func (r *Reloader) reloadCerts(fp string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	_ = r.certs.Reload()
+	r.certStamp = fp
 }
 
 // Reload reads the configuration and applies it, or keeps the running one

@@ -81,7 +81,12 @@ func Serve(ctx context.Context, cfg *config.Config, logOut io.Writer, o ServeOpt
 	var tlsConf *tls.Config
 	var reloader *tlsutil.Reloader
 	if !cfg.InsecureHTTP {
+		checkEvery := time.Duration(0) // tlsutil's default: on handshakes
+		if WatchesCertificates(src) {
+			checkEvery = -1 // the Reloader's file watcher does it
+		}
 		reloader, err = tlsutil.NewReloader(cfg.TLS.CertFile, cfg.TLS.KeyFile, tlsutil.ReloaderOptions{
+			CheckEvery: checkEvery,
 			OnReload: func(leaf *x509.Certificate, err error) {
 				if err != nil {
 					m.ConfigReload.WithLabelValues("error").Inc()

@@ -1,13 +1,12 @@
 package main
 
 import (
-	"bufio"
 	"context"
-	"fmt"
 	"io"
-	"net/http"
 	"strings"
 	"time"
+
+	"github.com/authserver-dev/authserver/internal/app"
 )
 
 // runHealthcheck asks the admin listener's /readyz (or, with --check NAME,
@@ -26,28 +25,5 @@ func runHealthcheck(ctx context.Context, args []string, stderr io.Writer) error 
 	}
 	ctx, cancel := context.WithTimeout(ctx, *timeout)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
-	if err != nil {
-		return fmt.Errorf("--url: %w", err)
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return fmt.Errorf("not ready: %w", err)
-	}
-	defer resp.Body.Close()
-	body, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<16))
-	if resp.StatusCode != http.StatusOK {
-		// The first failed check's line says why, e.g.
-		// "[-]sequence_store failed: ...".
-		why := ""
-		sc := bufio.NewScanner(strings.NewReader(string(body)))
-		for sc.Scan() {
-			if strings.HasPrefix(sc.Text(), "[-]") {
-				why = ": " + strings.TrimPrefix(sc.Text(), "[-]")
-				break
-			}
-		}
-		return fmt.Errorf("not ready: %s answered %s%s", u, resp.Status, why)
-	}
-	return nil
+	return app.Ready(ctx, u)
 }

@@ -45,19 +45,9 @@ func (s *secretFlags) resolve(getenv func(string) string) ([]signer.Secret, erro
 	default:
 		return nil, errors.New("no application secret: use --app-secret, --app-secret-file or AUTHSERVER_APP_SECRET")
 	}
-	var out []signer.Secret
-	for _, line := range strings.Split(text, "\n") {
-		if line = strings.TrimSpace(line); line == "" || strings.HasPrefix(line, "#") {
-			continue
-		}
-		sec, err := signer.ParseSecret(line)
-		if err != nil {
-			return nil, fmt.Errorf("%s: %w", from, err)
-		}
-		out = append(out, sec)
-	}
-	if len(out) == 0 {
-		return nil, fmt.Errorf("%s: no secret found", from)
+	out, err := signer.ParseSecrets(text)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", from, err)
 	}
 	return out, nil
 }

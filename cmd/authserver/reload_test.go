@@ -31,6 +31,7 @@ import (
 
 	"github.com/golang-jwt/jwt/v5"
 
+	"github.com/authserver-dev/authserver/internal/app"
 	"github.com/authserver-dev/authserver/internal/auth/oidctest"
 	"github.com/authserver-dev/authserver/internal/config"
 	"github.com/authserver-dev/authserver/internal/signer"
@@ -200,16 +201,16 @@ func startRL(t *testing.T, f *rlFixture, o rlOpts) *rlServer {
 		t.Fatal(err)
 	}
 	s := &rlServer{log: &lockedBuf{}, pool: f.pool, reloads: make(chan error, 1000)}
-	src := &reloadSource{
-		load:      func() (*config.Config, error) { return config.Load(f.cfgPath, getenv) },
-		file:      f.cfgPath,
-		getenv:    getenv,
-		pollEvery: o.pollEvery,
-		done:      func(err error) { s.reloads <- err },
+	src := &app.Source{
+		Load:      func() (*config.Config, error) { return config.Load(f.cfgPath, getenv) },
+		File:      f.cfgPath,
+		Getenv:    getenv,
+		PollEvery: o.pollEvery,
+		Done:      func(err error) { s.reloads <- err },
 	}
 	if !o.realHUP {
 		s.signals = make(chan os.Signal, 1)
-		src.signals = s.signals
+		src.Signals = s.signals
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	addrs := make(chan [2]net.Addr, 1)
@@ -698,13 +699,13 @@ func TestReloadTLSCertificatePath(t *testing.T) {
 	f.cfg.certFile, f.cfg.keyFile = cert1, key2
 	f.write(t)
 	err = s.reload(t)
-	if err == nil || errorKey(err) != "tls" {
+	if err == nil || config.KeyOf(err) != "tls" {
 		t.Fatalf("reload with a mismatched pair: %v", err)
 	}
 	// A missing file: refused by validation.
 	f.cfg.certFile, f.cfg.keyFile = filepath.Join(f.dir, "nope.pem"), key1
 	f.write(t)
-	if err := s.reload(t); err == nil || errorKey(err) != "tls.cert_file" {
+	if err := s.reload(t); err == nil || config.KeyOf(err) != "tls.cert_file" {
 		t.Fatalf("reload with a missing certificate: %v", err)
 	}
 	if !served().Equal(leaf2) {
@@ -768,7 +769,7 @@ func TestReloadIdentityProviders(t *testing.T) {
 	broken := strings.Replace(f.cfg.yaml(), "identity_providers:\n",
 		"identity_providers:\n  - {issuer: \"https://idp.down.test/\", audience: x, jwks_url: \"http://127.0.0.1:1/jwks\"}\n", 1)
 	rlWrite(t, f.cfgPath, broken)
-	if err := s.waitReload(t); err == nil || errorKey(err) != "identity_providers" || !strings.Contains(err.Error(), "https://idp.down.test/") {
+	if err := s.waitReload(t); err == nil || config.KeyOf(err) != "identity_providers" || !strings.Contains(err.Error(), "https://idp.down.test/") {
 		t.Fatalf("reload with an unreachable provider: %v", err)
 	}
 	if c := s.status(t, bearer(idp2)); c != http.StatusOK {

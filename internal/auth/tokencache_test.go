@@ -344,7 +344,7 @@ func TestTokenCacheBound(t *testing.T) {
 	if n := v.tokens.len(); n != max {
 		t.Fatalf("cache has %d entries, want %d", n, max)
 	}
-	clock.Add(time.Minute + defaultLeeway)
+	clock.Add(time.Minute + DefaultLeeway)
 	for i := range max - 1 {
 		_ = verifyOutcome(v, token(100+i, time.Hour))
 	}

@@ -20,19 +20,26 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 )
 
+// Defaults and limits of a Provider that the configuration applies too
+// (config validates with these, so the two cannot drift apart).
+const (
+	// DefaultLeeway is the clock skew allowed when Provider.Leeway is 0.
+	DefaultLeeway = 60 * time.Second
+	// DefaultUserIDClaim is the user id claim when Provider.UserIDClaim is "".
+	DefaultUserIDClaim = "sub"
+	// MinHS256SecretBytes is RFC 7518 §3.2: a key at least as long as the hash.
+	MinHS256SecretBytes = 32
+)
+
 // Defaults and limits of the Verifier.
 const (
-	defaultLeeway              = 60 * time.Second
 	defaultRefreshInterval     = 10 * time.Minute
 	defaultUnknownKIDRateLimit = 15 * time.Second
 	defaultMaxTokenAge         = 24 * time.Hour
-	defaultUserIDClaim         = "sub"
 
 	// maxTokenLen bounds the work an unauthenticated caller can cause.
 	// Real ID tokens are 1–4 KiB; some with group claims reach ~8 KiB.
 	maxTokenLen = 16 << 10
-	// minHS256SecretLen is RFC 7518 §3.2: a key at least as long as the hash.
-	minHS256SecretLen = 32
 )
 
 // jwksMethods are the algorithms accepted from providers with public keys.
@@ -307,9 +314,9 @@ func newProvider(cfg Provider, now func() time.Time, kidInterval time.Duration) 
 		discoveryURL: cfg.DiscoveryURL,
 		audience:     cfg.Audience,
 		transform:    cfg.UserIDTransform,
-		userIDClaim:  cmp.Or(cfg.UserIDClaim, defaultUserIDClaim),
+		userIDClaim:  cmp.Or(cfg.UserIDClaim, DefaultUserIDClaim),
 		apps:         cloneApplications(cfg.Applications),
-		leeway:       cmp.Or(cfg.Leeway, defaultLeeway),
+		leeway:       cmp.Or(cfg.Leeway, DefaultLeeway),
 		maxAge:       cmp.Or(cfg.MaxTokenAge, defaultMaxTokenAge),
 		kidInterval:  cmp.Or(cfg.UnknownKIDRefreshInterval, kidInterval),
 		methods:      jwksMethods(),
@@ -336,8 +343,8 @@ func newProvider(cfg Provider, now func() time.Time, kidInterval time.Duration) 
 		if cfg.JWKSURL != "" {
 			return nil, errors.New("set either an HS256 secret or a JWKS URL, not both")
 		}
-		if len(cfg.HS256Secret) < minHS256SecretLen {
-			return nil, fmt.Errorf("HS256 secret must be at least %d bytes", minHS256SecretLen)
+		if len(cfg.HS256Secret) < MinHS256SecretBytes {
+			return nil, fmt.Errorf("HS256 secret must be at least %d bytes", MinHS256SecretBytes)
 		}
 		secret := slices.Clone(cfg.HS256Secret)
 		p.methods = []string{"HS256"}

@@ -6,6 +6,7 @@ package config
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"net/netip"
 	"net/url"
@@ -13,6 +14,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/authserver-dev/authserver/internal/auth"
 	"github.com/authserver-dev/authserver/internal/signer"
 )
 
@@ -391,23 +393,13 @@ func resolveSecrets(key, file, env, inline string, dev bool, getenv func(string)
 		text = inline
 		key += ".secret"
 	}
-	var out []signer.Secret
-	for i, line := range strings.Split(text, "\n") {
-		line = strings.TrimSpace(line)
-		if line == "" || strings.HasPrefix(line, "#") {
-			continue
-		}
-		if placeholder(line) {
-			return nil, errf(key, "line %d: is a placeholder, not a secret: put the application secret from the Sinch dashboard here", i+1)
-		}
-		s, err := signer.ParseSecret(line)
-		if err != nil {
-			return nil, errf(key, "line %d: %v", i+1, err)
-		}
-		out = append(out, s)
-	}
-	if len(out) == 0 {
-		return nil, errf(key, "no secret found")
+	out, err := signer.ParseSecrets(text)
+	var le *signer.SecretLineError
+	switch {
+	case errors.As(err, &le) && placeholder(strings.TrimSpace(strings.Split(text, "\n")[le.Line-1])):
+		return nil, errf(key, "line %d: is a placeholder, not a secret: put the application secret from the Sinch dashboard here", le.Line)
+	case err != nil:
+		return nil, errf(key, "%v", err)
 	}
 	return out, nil
 }
@@ -437,8 +429,8 @@ func (c *Config) resolveProviders(getenv func(string) string) error {
 		case p.HS256SecretEnv != "":
 			p.HS256Secret = []byte(getenv(p.HS256SecretEnv))
 		}
-		if hs && len(p.HS256Secret) < 32 {
-			return errf(key, "the HS256 secret must be at least 32 bytes")
+		if hs && len(p.HS256Secret) < auth.MinHS256SecretBytes {
+			return errf(key, "the HS256 secret must be at least %d bytes", auth.MinHS256SecretBytes)
 		}
 		if !hs && !strings.HasPrefix(p.Issuer, "https://") && !strings.HasPrefix(p.Issuer, "http://") && p.JWKSURL == "" && p.DiscoveryURL == "" {
 			return errf(key+".issuer", "%q is not a URL; OIDC discovery needs one (or set jwks_url)", p.Issuer)
@@ -447,13 +439,13 @@ func (c *Config) resolveProviders(getenv func(string) string) error {
 			return err
 		}
 		if p.UserIDClaim == "" {
-			p.UserIDClaim = "sub"
+			p.UserIDClaim = auth.DefaultUserIDClaim
 		}
 		if len(p.Applications) == 0 {
-			p.Applications = []string{"*"}
+			p.Applications = []string{auth.AllApplications}
 		}
 		if p.Leeway == 0 {
-			p.Leeway = 60 * time.Second
+			p.Leeway = auth.DefaultLeeway
 		}
 		if p.Leeway < 0 || p.Leeway > 5*time.Minute {
 			return errf(key+".leeway", "must be between 0 and 5m")
@@ -577,7 +569,7 @@ func (c *Config) checkAPIKeys() error {
 
 func (c *Config) checkAppList(key string, apps []string) error {
 	for _, a := range apps {
-		if a == "*" {
+		if a == auth.AllApplications {
 			continue
 		}
 		if c.Application(a) == nil {

@@ -36,11 +36,20 @@ const EnvPrefix = "AUTHSERVER_"
 // is generated from the key (EnvName), and doc is its line in the README's
 // table, which a test keeps equal to EnvTable.
 type envVar struct {
-	key   string
-	doc   string
-	empty bool // an empty value is allowed (and sets the key to empty)
-	set   func(c *Config, v string) error
+	key    string
+	doc    string
+	empty  bool // an empty value is allowed (and sets the key to empty)
+	reload reload
+	set    func(c *Config, v string) error
 }
+
+// reload says whether a configuration reload applies a key's new value.
+type reload bool
+
+const (
+	reloads     reload = true  // a reload applies it
+	restartOnly reload = false // a reload keeps the running value and warns
+)
 
 func str(p func(*Config) *string) func(*Config, string) error {
 	return func(c *Config, v string) error { *p(c) = v; return nil }
@@ -93,29 +102,30 @@ func list(p func(*Config) *[]string) func(*Config, string) error {
 }
 
 // envVars is the one table of scalar keys settable from the environment:
-// it feeds ApplyEnv, the check of unknown names and the README's table.
+// it feeds ApplyEnv, the check of unknown names, the README's table and the
+// reload rules (KeepRestartOnly).
 // Every scalar key of Config needs a row (TestEveryScalarKeyHasAVariable).
 var envVars = []envVar{
-	{"listen", "public HTTPS listener, `host:port`", false, str(func(c *Config) *string { return &c.Listen })},
-	{"admin_listen", "admin listener (metrics, health), plain HTTP", false, str(func(c *Config) *string { return &c.AdminListen })},
-	{"tls.cert_file", "certificate file (PEM), reloaded when it changes", false, str(func(c *Config) *string { return &c.TLS.CertFile })},
-	{"tls.key_file", "private key file (PEM)", false, str(func(c *Config) *string { return &c.TLS.KeyFile })},
-	{"insecure_http", "`true`: plain HTTP behind a TLS-terminating proxy", false, boolean(func(c *Config) *bool { return &c.InsecureHTTP })},
-	{"database_url", "Postgres URL; empty: the embedded store", true, str(func(c *Config) *string { return &c.DatabaseURL })},
-	{"data_dir", "directory of the embedded store", false, str(func(c *Config) *string { return &c.DataDir })},
-	{"rate_limits.per_user", "`N/s`, `N/m`, `N/h` or `off`", false, str(func(c *Config) *string { return &c.RateLimits.PerUser })},
-	{"rate_limits.per_ip", "the same, per client IP", false, str(func(c *Config) *string { return &c.RateLimits.PerIP })},
-	{"rate_limits.per_api_key", "the same, per API key", false, str(func(c *Config) *string { return &c.RateLimits.PerAPIKey })},
-	{"rate_limits.per_ip_failed_auth", "the same, per client IP, for failed authentications", false, str(func(c *Config) *string { return &c.RateLimits.PerIPFailedAuth })},
-	{"cors.allowed_origins", "comma-separated origins; empty: none", true, list(func(c *Config) *[]string { return &c.CORS.AllowedOrigins })},
-	{"trusted_proxies", "comma-separated IPs or CIDRs; empty: none", true, list(func(c *Config) *[]string { return &c.TrustedProxies })},
-	{"log.format", "`json` or `text`", false, str(func(c *Config) *string { return &c.Log.Format })},
-	{"log.level", "`debug`, `info`, `warn` or `error`", false, str(func(c *Config) *string { return &c.Log.Level })},
-	{"pprof", "`true`: /debug/pprof/ on the admin listener", false, boolean(func(c *Config) *bool { return &c.Pprof })},
-	{"sequence.batch_window", "group-commit window, e.g. `500us`", false, duration(func(c *Config) *time.Duration { return &c.Sequence.BatchWindow })},
-	{"sequence.max_batch", "most calls in one group commit", false, integer(func(c *Config) *int { return &c.Sequence.MaxBatch })},
-	{"sequence.disable_group_commit", "`true`: one statement per call", false, boolean(func(c *Config) *bool { return &c.Sequence.DisableGroupCommit })},
-	{"sequence.clock_floor", "`true`: every sequence is at least the time in µs (a lost or restored store cannot repeat one)", false, boolean(func(c *Config) *bool { return &c.Sequence.ClockFloor })},
+	{"listen", "public HTTPS listener, `host:port`", false, restartOnly, str(func(c *Config) *string { return &c.Listen })},
+	{"admin_listen", "admin listener (metrics, health), plain HTTP", false, restartOnly, str(func(c *Config) *string { return &c.AdminListen })},
+	{"tls.cert_file", "certificate file (PEM), reloaded when it changes", false, reloads, str(func(c *Config) *string { return &c.TLS.CertFile })},
+	{"tls.key_file", "private key file (PEM)", false, reloads, str(func(c *Config) *string { return &c.TLS.KeyFile })},
+	{"insecure_http", "`true`: plain HTTP behind a TLS-terminating proxy", false, restartOnly, boolean(func(c *Config) *bool { return &c.InsecureHTTP })},
+	{"database_url", "Postgres URL; empty: the embedded store", true, restartOnly, str(func(c *Config) *string { return &c.DatabaseURL })},
+	{"data_dir", "directory of the embedded store", false, restartOnly, str(func(c *Config) *string { return &c.DataDir })},
+	{"rate_limits.per_user", "`N/s`, `N/m`, `N/h` or `off`", false, reloads, str(func(c *Config) *string { return &c.RateLimits.PerUser })},
+	{"rate_limits.per_ip", "the same, per client IP", false, reloads, str(func(c *Config) *string { return &c.RateLimits.PerIP })},
+	{"rate_limits.per_api_key", "the same, per API key", false, reloads, str(func(c *Config) *string { return &c.RateLimits.PerAPIKey })},
+	{"rate_limits.per_ip_failed_auth", "the same, per client IP, for failed authentications", false, reloads, str(func(c *Config) *string { return &c.RateLimits.PerIPFailedAuth })},
+	{"cors.allowed_origins", "comma-separated origins; empty: none", true, reloads, list(func(c *Config) *[]string { return &c.CORS.AllowedOrigins })},
+	{"trusted_proxies", "comma-separated IPs or CIDRs; empty: none", true, restartOnly, list(func(c *Config) *[]string { return &c.TrustedProxies })},
+	{"log.format", "`json` or `text`", false, restartOnly, str(func(c *Config) *string { return &c.Log.Format })},
+	{"log.level", "`debug`, `info`, `warn` or `error`", false, restartOnly, str(func(c *Config) *string { return &c.Log.Level })},
+	{"pprof", "`true`: /debug/pprof/ on the admin listener", false, restartOnly, boolean(func(c *Config) *bool { return &c.Pprof })},
+	{"sequence.batch_window", "group-commit window, e.g. `500us`", false, restartOnly, duration(func(c *Config) *time.Duration { return &c.Sequence.BatchWindow })},
+	{"sequence.max_batch", "most calls in one group commit", false, restartOnly, integer(func(c *Config) *int { return &c.Sequence.MaxBatch })},
+	{"sequence.disable_group_commit", "`true`: one statement per call", false, restartOnly, boolean(func(c *Config) *bool { return &c.Sequence.DisableGroupCommit })},
+	{"sequence.clock_floor", "`true`: every sequence is at least the time in µs (a lost or restored store cannot repeat one)", false, restartOnly, boolean(func(c *Config) *bool { return &c.Sequence.ClockFloor })},
 }
 
 // otherVars are the variables that are not one scalar key, with their

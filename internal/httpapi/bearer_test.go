@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
-	"log/slog"
 	"net/http"
 	"strconv"
 	"strings"
@@ -16,7 +15,6 @@ import (
 
 	"github.com/authserver-dev/authserver/internal/auth"
 	"github.com/authserver-dev/authserver/internal/auth/oidctest"
-	"github.com/authserver-dev/authserver/internal/httpapi"
 )
 
 func TestEndUserTokens(t *testing.T) {
@@ -184,7 +182,7 @@ func TestBearerRefusals(t *testing.T) {
 
 func TestNoIdentityProviders(t *testing.T) {
 	e := newEnv(t, envOpts{})
-	e.srv.SetState(httpapiStateWithoutVerifier(t, e))
+	e.srv.SetState(withVerifier(e, nil))
 	r := e.do(t, req{bearer: e.userToken("RS256", "alice")})
 	mustProblem(t, r, http.StatusUnauthorized, "unauthenticated")
 	want := `Bearer realm="authserver", error="invalid_token", error_description="no identity provider is configured"`
@@ -204,8 +202,7 @@ func (downVerifier) Verify(context.Context, string) (auth.Principal, error) {
 
 func TestIdentityProviderUnavailable(t *testing.T) {
 	e := newEnv(t, envOpts{})
-	keys, _ := mustAuth(t, e.cfg, func() time.Time { return e.now }, slog.New(slog.DiscardHandler))
-	e.srv.SetState(httpapi.NewState(e.cfg, keys, downVerifier{}))
+	e.srv.SetState(withVerifier(e, downVerifier{}))
 	before := testutil.ToFloat64(e.m.AuthFailures.WithLabelValues(auth.ReasonProviderUnavailable))
 	r := e.do(t, req{bearer: e.userToken("RS256", "alice")})
 	mustProblem(t, r, http.StatusServiceUnavailable, "provider-unavailable")

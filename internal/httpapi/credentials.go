@@ -9,38 +9,29 @@ import (
 	"time"
 
 	"github.com/authserver-dev/authserver/internal/auth"
-	"github.com/authserver-dev/authserver/internal/config"
-	"github.com/authserver-dev/authserver/internal/signer"
-)
-
-const (
-	kindJWT       = "jwt"
-	kindSignature = "signature"
+	"github.com/authserver-dev/authserver/internal/core"
 )
 
 // call is what the credential wrapper knows about one request, for the
 // handler and for the audit line.
 type call struct {
-	kind      string
 	st        *State
-	principal auth.Principal
-	app       *config.Application
-	userID    string
-	detail    slog.Attr // kid or sequence of the issued credential
+	principal core.Principal
+	rec       core.Record // the Issuer's record of its decision
 }
 
-// credential wraps a credential endpoint: authenticate, run the handler, and
-// on any error answer problem+json. Every request ends in exactly one audit
-// line, issued or refused.
+// credential wraps a credential endpoint: authenticate, run the handler
+// (decode → Issuer → encode), and on any error answer problem+json. Every
+// request ends in exactly one audit line, issued or refused.
 func (s *Server) credential(kind string, h func(http.ResponseWriter, *http.Request, *call) error) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		c := &call{kind: kind, st: s.state()}
+		c := &call{st: stateOf(r), rec: core.Record{Credential: kind}}
 		err := s.authenticate(w, r, c)
 		if err == nil {
 			err = h(w, r, c)
 		}
 		if err == nil {
-			s.m.CredentialsIssued.WithLabelValues(c.app.Key, kind).Inc()
+			s.m.CredentialsIssued.WithLabelValues(c.rec.Application, kind).Inc()
 			s.audit(r, c, "issued", nil)
 			return
 		}
@@ -50,26 +41,27 @@ func (s *Server) credential(kind string, h func(http.ResponseWriter, *http.Reque
 	}
 }
 
-// audit writes the one structured line per credential decision. It names the
+// audit writes the one structured line per credential decision: the
+// Issuer's record, plus who asked, from where, and the answer. It names the
 // caller and the user, never a token, secret or key.
 func (s *Server) audit(r *http.Request, c *call, outcome string, ae *apiError) {
 	attrs := make([]slog.Attr, 0, 10)
 	attrs = append(attrs,
 		slog.String("request_id", requestID(r.Context())),
 		slog.String("outcome", outcome),
-		slog.String("kind", c.kind),
+		slog.String("kind", c.rec.Credential),
 	)
 	if c.principal.Kind != 0 {
 		attrs = append(attrs, slog.String("principal_kind", c.principal.Kind.String()), slog.String("principal", c.principal.Name))
 	}
-	if c.app != nil {
-		attrs = append(attrs, slog.String("application", c.app.Key))
+	if c.rec.Application != "" {
+		attrs = append(attrs, slog.String("application", c.rec.Application))
 	}
-	if c.userID != "" {
-		attrs = append(attrs, slog.String("user_id", c.userID))
+	if c.rec.UserID != "" {
+		attrs = append(attrs, slog.String("user_id", c.rec.UserID))
 	}
-	if c.detail.Key != "" {
-		attrs = append(attrs, c.detail)
+	if c.rec.Detail.Key != "" {
+		attrs = append(attrs, c.rec.Detail)
 	}
 	if ae != nil {
 		attrs = append(attrs, slog.String("reason", ae.slug), slog.Int("status", ae.status))
@@ -85,14 +77,14 @@ func (s *Server) audit(r *http.Request, c *call, outcome string, ae *apiError) {
 // every 401 spends from that budget.
 func (s *Server) authenticate(w http.ResponseWriter, r *http.Request, c *call) error {
 	ip := clientIP(r)
-	if l := c.st.failLimit; l != nil {
+	if l := c.st.FailedAuthLimit; l != nil {
 		if spent, retry := l.exhausted(ip); spent {
-			return s.rateLimited("failed_auth", "failed authentications from this address", retry)
+			return rateLimited("failed_auth", "failed authentications from this address", retry)
 		}
 	}
 	err := s.identify(w, r, c)
-	if err != nil && c.st.failLimit != nil && classify(err).status == http.StatusUnauthorized {
-		c.st.failLimit.spend(ip)
+	if err != nil && c.st.FailedAuthLimit != nil && classify(err).status == http.StatusUnauthorized {
+		c.st.FailedAuthLimit.spend(ip)
 	}
 	return err
 }
@@ -121,7 +113,7 @@ func (s *Server) identify(w http.ResponseWriter, r *http.Request, c *call) error
 		// Backends are limited per key, not per address: give back what
 		// limitIP took.
 		refundIP(r)
-		return s.limit(c.st.keyLimit, "api_key", p.Name)
+		return limit(c.st.APIKeyLimit, "api_key", p.Name)
 	case authz == "":
 		s.m.AuthFailures.WithLabelValues("missing_credentials").Inc()
 		return unauthenticated("send Authorization: Bearer <identity token>, or X-API-Key from a trusted backend", bearerChallenge("", ""))
@@ -158,62 +150,18 @@ func firstValue(v []string) string {
 }
 
 // limit spends one request of key's budget in l; nil means that limit is off.
-func (s *Server) limit(l *keyedLimiter, scope, key string) error {
-	if l == nil {
-		return nil
+func limit(l *Limiter, scope, key string) error {
+	if ok, retry := l.Allow(key); !ok {
+		return rateLimited(scope, "the "+scope+" rate limit", retry)
 	}
-	ok, retry := l.allow(key)
-	if ok {
-		return nil
-	}
-	return s.rateLimited(scope, "the "+scope+" rate limit", retry)
-}
-
-// rateLimited is the 429 answer for scope (the metric label), with the
-// whole seconds until the budget has room again in Retry-After.
-func (s *Server) rateLimited(scope, what string, retry time.Duration) error {
-	s.m.RateLimited.WithLabelValues(scope).Inc()
-	return newError(http.StatusTooManyRequests, "rate-limited", "Too many requests",
-		what+" is reached; retry after the Retry-After seconds").
-		with("Retry-After", strconv.Itoa(retryAfterSeconds(retry)))
-}
-
-// resolve settles the application and the user of a credential request and
-// checks the caller may have it: users only for themselves, API keys for any
-// valid user id but only of their applications.
-func (s *Server) resolve(c *call, appKey, userID string) error {
-	cfg := c.st.Config
-	if appKey == "" {
-		c.app = cfg.DefaultApplication()
-		if c.app == nil {
-			return badField("applicationKey", "is required: no default application is configured")
-		}
-	} else if c.app = cfg.Application(appKey); c.app == nil {
-		return newError(http.StatusNotFound, "unknown-application", "Unknown application", "no application with this key is configured")
-	}
-	if !c.principal.MayUse(c.app.Key) {
-		return forbidden("the caller may not obtain credentials for this application")
-	}
-	switch c.principal.Kind {
-	case auth.KindAPIKey:
-		if userID == "" {
-			return badField("userId", "is required when calling with an API key")
-		}
-	default:
-		if err := signer.CheckUserID(c.principal.UserID); err != nil {
-			return badRequest("the identity token's user id is not a valid Sinch user id (1-255 characters of A-Z a-z 0-9 - _ =)")
-		}
-		if userID == "" {
-			userID = c.principal.UserID
-		} else if userID != c.principal.UserID {
-			return forbidden("an end user may only obtain credentials for their own user id")
-		}
-	}
-	if err := signer.CheckUserID(userID); err != nil {
-		return err
-	}
-	c.userID = userID
 	return nil
+}
+
+// rateLimited is the refusal of a spent budget: scope is the metric label;
+// writeError answers 429 with the whole seconds until the budget has room
+// again in Retry-After.
+func rateLimited(scope, what string, retry time.Duration) error {
+	return &core.LimitError{Scope: scope, What: what, Retry: retry}
 }
 
 // writeCredential sends a credential response: never cached by anyone.

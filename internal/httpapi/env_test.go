@@ -24,9 +24,11 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 
 	authserver "github.com/authserver-dev/authserver"
+	"github.com/authserver-dev/authserver/internal/app"
 	"github.com/authserver-dev/authserver/internal/auth"
 	"github.com/authserver-dev/authserver/internal/auth/oidctest"
 	"github.com/authserver-dev/authserver/internal/config"
+	"github.com/authserver-dev/authserver/internal/core"
 	"github.com/authserver-dev/authserver/internal/httpapi"
 	"github.com/authserver-dev/authserver/internal/metrics"
 	"github.com/authserver-dev/authserver/internal/signer"
@@ -97,7 +99,7 @@ type envOpts struct {
 	perIPFailed    string // rate_limits.per_ip_failed_auth
 	trustedProxies []string
 	corsOrigins    []string
-	store          httpapi.SequenceStore // nil: a fresh memStore
+	store          core.SequenceStore // nil: a fresh memStore
 	checks         []httpapi.Check
 	discardLogs    bool // fuzzing and benchmarks: do not keep log lines
 	tokenCacheSize int  // auth.VerifierOptions.TokenCacheSize: 0 default, -1 off
@@ -135,23 +137,27 @@ func newEnv(tb testing.TB, o envOpts) *env {
 	}
 	logger := slog.New(slog.NewJSONHandler(logOut, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	clock := func() time.Time { return e.now }
-	keys, verifier := mustAuthWith(tb, e.cfg, auth.VerifierOptions{Now: clock, Logger: logger, TokenCacheSize: o.tokenCacheSize})
 
 	store := o.store
 	if store == nil {
 		e.store = newMemStore()
 		store = e.store
 	}
+	// The serve command's wiring; the limiters keep the wall clock.
+	b := &app.Builder{
+		Signer: signer.New(clock, rand.Reader), Store: store, Logger: logger,
+		Verifier: auth.VerifierOptions{Now: clock, TokenCacheSize: o.tokenCacheSize},
+	}
+	snap := mustBuild(tb, b, e.cfg)
 	e.m = metrics.New(metrics.BuildInfo{Version: "test", Revision: "deadbeef"})
 	e.srv = httpapi.New(httpapi.Options{
-		State:   httpapi.NewState(e.cfg, keys, verifier),
-		Signer:  signer.New(clock, rand.Reader),
-		Store:   store,
-		Metrics: e.m,
-		Logger:  logger,
-		Checks:  o.checks,
-		Pprof:   o.pprof,
-		Spec:    []byte(authserver.OpenAPI),
+		State:          snap.State,
+		TrustedProxies: e.cfg.Proxies,
+		Metrics:        e.m,
+		Logger:         logger,
+		Checks:         o.checks,
+		Pprof:          o.pprof,
+		Spec:           []byte(authserver.OpenAPI),
 	})
 	e.public = e.srv.Public()
 	e.ts = httptest.NewUnstartedServer(e.busy.wrap(e.public))
@@ -206,41 +212,29 @@ func mustConfig(tb testing.TB, idp *oidctest.Provider, o envOpts) *config.Config
 	return &cfg
 }
 
-// mustAuth builds the API keys and the identity-token verifier from cfg the
-// way the serve command does.
-func mustAuth(tb testing.TB, cfg *config.Config, now func() time.Time, logger *slog.Logger) (*auth.APIKeys, *auth.Verifier) {
+// mustBuild builds cfg's snapshot as the serve command does, with its
+// identity providers' keys loaded.
+func mustBuild(tb testing.TB, b *app.Builder, cfg *config.Config) *app.Snapshot {
 	tb.Helper()
-	return mustAuthWith(tb, cfg, auth.VerifierOptions{Now: now, Logger: logger})
-}
-
-// mustAuthWith is mustAuth with the verifier's options.
-func mustAuthWith(tb testing.TB, cfg *config.Config, vo auth.VerifierOptions) (*auth.APIKeys, *auth.Verifier) {
-	tb.Helper()
-	ak := make([]auth.APIKey, len(cfg.APIKeys))
-	for i, k := range cfg.APIKeys {
-		ak[i] = auth.APIKey{Name: k.Name, SHA256: k.SHA256, Applications: k.Applications}
-	}
-	keys, err := auth.NewAPIKeys(ak)
+	snap, err := b.Build(context.Background(), cfg, nil)
 	if err != nil {
-		tb.Fatalf("NewAPIKeys: %v", err)
+		tb.Fatalf("Build: %v", err)
 	}
-	ps := make([]auth.Provider, len(cfg.IdentityProviders))
-	for i, p := range cfg.IdentityProviders {
-		ps[i] = auth.Provider{
-			Issuer: p.Issuer, JWKSURL: p.JWKSURL, HS256Secret: p.HS256Secret, Audience: p.Audience,
-			UserIDClaim: p.UserIDClaim, Applications: p.Applications, Leeway: p.Leeway,
-			MaxTokenAge: p.MaxTokenAge, UnknownKIDRefreshInterval: p.UnknownKIDRefreshInterval,
+	if v := snap.Verifier; v != nil {
+		tb.Cleanup(v.Close)
+		if err := v.Ready(); err != nil {
+			tb.Fatalf("verifier not ready: %v", err)
 		}
 	}
-	v, err := auth.NewVerifier(context.Background(), ps, vo)
-	if err != nil {
-		tb.Fatalf("NewVerifier: %v", err)
-	}
-	tb.Cleanup(v.Close)
-	if err := v.Ready(); err != nil {
-		tb.Fatalf("verifier not ready: %v", err)
-	}
-	return keys, v
+	return snap
+}
+
+// withVerifier is the server's state with another identity-token verifier
+// (nil: none, as for a config without identity_providers).
+func withVerifier(e *env, v httpapi.TokenVerifier) *httpapi.State {
+	st := *e.srv.State()
+	st.Verifier = v
+	return &st
 }
 
 // userToken is an identity token from the shared provider for subject.
@@ -527,12 +521,4 @@ type panicStore struct{}
 
 func (panicStore) Next(context.Context, string, string) (uint64, error) {
 	panic("panic-value-with-request-data")
-}
-
-// httpapiStateWithoutVerifier is e's configuration with no identity-token
-// verifier, as for a config without identity_providers.
-func httpapiStateWithoutVerifier(tb testing.TB, e *env) *httpapi.State {
-	tb.Helper()
-	keys, _ := mustAuth(tb, e.cfg, func() time.Time { return e.now }, slog.New(slog.DiscardHandler))
-	return httpapi.NewState(e.cfg, keys, nil)
 }

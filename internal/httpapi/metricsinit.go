@@ -4,6 +4,7 @@ import (
 	"net/http"
 
 	"github.com/authserver-dev/authserver/internal/auth"
+	"github.com/authserver-dev/authserver/internal/core"
 )
 
 // initMetrics creates at 0 the counter series the shipped dashboard and
@@ -17,11 +18,11 @@ func (s *Server) initMetrics() {
 		s.m.HTTPRequests.WithLabelValues(route, http.MethodPost, "200")
 		s.m.HTTPDuration.WithLabelValues(route, http.MethodPost)
 	}
-	if st := s.state(); st != nil && st.Config != nil {
-		for _, a := range st.Config.Applications {
-			s.m.CredentialsIssued.WithLabelValues(a.Key, kindJWT)
-			if a.SignaturesEnabled() {
-				s.m.CredentialsIssued.WithLabelValues(a.Key, kindSignature)
+	if st := s.State(); st != nil && st.Issuer != nil {
+		for _, a := range st.Issuer.Applications() {
+			s.m.CredentialsIssued.WithLabelValues(a.Key, core.CredentialJWT)
+			if a.Signatures {
+				s.m.CredentialsIssued.WithLabelValues(a.Key, core.CredentialSignature)
 			}
 		}
 	}

@@ -21,15 +21,31 @@ import (
 type ctxKey int
 
 const (
-	requestIDKey ctxKey = iota + 1
-	clientIPKey         // string: the peer, when X-Forwarded-For gave no address
-	ipRefundKey         // *ipRefund
+	requestKey  ctxKey = iota + 1 // *requestInfo
+	clientIPKey                   // string: the peer, when X-Forwarded-For gave no address
+	ipRefundKey                   // *ipRefund
 )
+
+// requestInfo is what the first middleware (withRequestID) settles for the
+// whole request, in one context value: its id and the State, loaded once.
+type requestInfo struct {
+	id string
+	st *State
+}
 
 // requestID returns the id the requestID middleware gave this request.
 func requestID(ctx context.Context) string {
-	id, _ := ctx.Value(requestIDKey).(string)
-	return id
+	if ri, _ := ctx.Value(requestKey).(*requestInfo); ri != nil {
+		return ri.id
+	}
+	return ""
+}
+
+// stateOf returns the State the first middleware loaded for r: every step
+// of one request sees the same configuration, even across a reload.
+func stateOf(r *http.Request) *State {
+	ri, _ := r.Context().Value(requestKey).(*requestInfo)
+	return ri.st
 }
 
 // idSource makes request ids: a random per-process prefix plus a counter, so
@@ -50,7 +66,8 @@ func (s *idSource) next() string {
 }
 
 // withRequestID takes a well-formed X-Request-Id from the caller (so a
-// client's id shows up in our logs) or makes one, and echoes it.
+// client's id shows up in our logs) or makes one, and echoes it. It is the
+// first middleware: it also loads the State for the request (stateOf).
 func (s *Server) withRequestID(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		id := r.Header.Get("X-Request-Id")
@@ -58,7 +75,8 @@ func (s *Server) withRequestID(next http.Handler) http.Handler {
 			id = s.ids.next()
 		}
 		w.Header().Set("X-Request-Id", id)
-		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), requestIDKey, id)))
+		ri := &requestInfo{id: id, st: s.State()}
+		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), requestKey, ri)))
 	})
 }
 
@@ -266,14 +284,14 @@ func refundIP(r *http.Request) {
 // gets its share back (refundIP).
 func (s *Server) limitIP(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		l := s.state().ipLimit
+		l := stateOf(r).IPLimit
 		if l == nil {
 			next.ServeHTTP(w, r)
 			return
 		}
 		refund, retry := l.reserve(clientIP(r))
 		if refund == nil {
-			s.writeError(w, r, s.rateLimited("ip", "the ip rate limit", retry))
+			s.writeError(w, r, rateLimited("ip", "the ip rate limit", retry))
 			return
 		}
 		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), ipRefundKey, &ipRefund{refund: refund})))
@@ -310,7 +328,7 @@ func (s *Server) cors(routes chi.Routes) func(http.Handler) http.Handler {
 			}
 			h := w.Header()
 			h.Add("Vary", "Origin")
-			allowed := s.state().originAllowed(origin)
+			allowed := stateOf(r).originAllowed(origin)
 			if r.Method == http.MethodOptions && r.Header.Get("Access-Control-Request-Method") != "" {
 				h.Add("Vary", "Access-Control-Request-Method")
 				h.Add("Vary", "Access-Control-Request-Headers")
@@ -347,7 +365,7 @@ func (st *State) originAllowed(origin string) bool {
 	if strings.EqualFold(origin, "null") {
 		return false
 	}
-	for _, o := range st.Config.CORS.AllowedOrigins {
+	for _, o := range st.CORSOrigins {
 		if o == "*" || strings.EqualFold(o, origin) || anyPortMatch(o, origin) {
 			return true
 		}

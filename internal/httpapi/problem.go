@@ -8,6 +8,7 @@ import (
 	"strconv"
 
 	"github.com/authserver-dev/authserver/internal/auth"
+	"github.com/authserver-dev/authserver/internal/core"
 	"github.com/authserver-dev/authserver/internal/signer"
 )
 
@@ -81,17 +82,32 @@ func storeUnavailable(cause error) *apiError {
 
 var errInternal = newError(http.StatusInternalServerError, "internal", "Internal error", "the server failed; the request id identifies it in the logs")
 
-// classify maps any error to its apiError: the single error → status table.
+// classify maps any error to its apiError: the single error → status table
+// (the domain's refusals from core, auth's, signer's input errors).
 func classify(err error) *apiError {
 	var ae *apiError
 	var ie *signer.InputError
 	var te *auth.TokenError
 	var mbe *http.MaxBytesError
+	var le *core.LimitError
+	var se *core.StoreError
 	switch {
 	case errors.As(err, &ae):
 		return ae
 	case errors.As(err, &ie):
 		return badField(ie.Field, ie.Reason)
+	case errors.Is(err, core.ErrUnknownApplication):
+		return newError(http.StatusNotFound, "unknown-application", "Unknown application", err.Error())
+	case errors.Is(err, core.ErrApplicationNotAllowed), errors.Is(err, core.ErrOtherUser), errors.Is(err, core.ErrSignaturesDisabled):
+		return forbidden(err.Error())
+	case errors.Is(err, core.ErrInvalidTokenUserID):
+		return badRequest(err.Error())
+	case errors.As(err, &le):
+		return newError(http.StatusTooManyRequests, "rate-limited", "Too many requests",
+			le.What+" is reached; retry after the Retry-After seconds").
+			with("Retry-After", strconv.Itoa(retryAfterSeconds(le.Retry)))
+	case errors.As(err, &se):
+		return storeUnavailable(se.Err)
 	case errors.As(err, &te):
 		if te.Reason == auth.ReasonProviderUnavailable {
 			return newError(http.StatusServiceUnavailable, "provider-unavailable", "Identity provider unavailable", te.Description).
@@ -129,6 +145,9 @@ func bearerChallenge(code, desc string) string {
 // refusals are logged by the audit line of the credential handlers.
 func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) *apiError {
 	ae := classify(err)
+	if le := (*core.LimitError)(nil); errors.As(err, &le) {
+		s.m.RateLimited.WithLabelValues(le.Scope).Inc()
+	}
 	if ae.status >= 500 {
 		s.log.LogAttrs(r.Context(), slog.LevelError, "request failed",
 			slog.String("request_id", requestID(r.Context())),

@@ -6,14 +6,12 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
-
-	"github.com/authserver-dev/authserver/internal/config"
 )
 
 // limiterShards spreads the keys of one limiter over this many locks.
 const limiterShards = 16
 
-// keyedLimiter allows each key N requests per Period, as a token bucket of N
+// Limiter allows each key N requests per Period, as a token bucket of N
 // that refills at N per Period, kept in the GCRA form: per key, only the
 // time at which its bucket will be full again ("tat", theoretical arrival
 // time). That is one map entry of two words per key, the key being its
@@ -25,7 +23,7 @@ const limiterShards = 16
 // seen, so a sweep drops it, and rebuilds the maps (a Go map never gives
 // back the space of deleted entries). A sweep runs on the first request at
 // least one Period after the previous sweep.
-type keyedLimiter struct {
+type Limiter struct {
 	interval int64 // nanoseconds per request: Period / N
 	period   int64 // nanoseconds; a bucket of N is this much time of credit
 	now      func() time.Time
@@ -41,14 +39,15 @@ type limiterShard struct {
 	tat map[uint64]int64 // key hash -> unix nanoseconds when its bucket is full
 }
 
-// newKeyedLimiter returns nil (no limit) for a zero rate.
-func newKeyedLimiter(r config.Rate, now func() time.Time) *keyedLimiter {
-	if r.N == 0 {
+// NewLimiter returns a limiter of n requests per period, or nil (no limit)
+// for n = 0.
+func NewLimiter(n int, period time.Duration, now func() time.Time) *Limiter {
+	if n == 0 {
 		return nil
 	}
-	l := &keyedLimiter{
-		interval: int64(r.Period) / int64(r.N),
-		period:   int64(r.Period),
+	l := &Limiter{
+		interval: int64(period) / int64(n),
+		period:   int64(period),
 		now:      now,
 		seed:     maphash.MakeSeed(),
 	}
@@ -61,7 +60,7 @@ func newKeyedLimiter(r config.Rate, now func() time.Time) *keyedLimiter {
 
 // take spends one request of key's budget when spend is set and one is
 // left. It reports whether one was left and, if not, how long until one is.
-func (l *keyedLimiter) take(key string, spend bool) (ok bool, retry time.Duration) {
+func (l *Limiter) take(key string, spend bool) (ok bool, retry time.Duration) {
 	now := l.now().UnixNano()
 	l.maybeSweep(now)
 	h := maphash.String(l.seed, key)
@@ -79,13 +78,19 @@ func (l *keyedLimiter) take(key string, spend bool) (ok bool, retry time.Duratio
 	return true, 0
 }
 
-// allow spends one request of key's budget, or reports how long until one
-// is available.
-func (l *keyedLimiter) allow(key string) (bool, time.Duration) { return l.take(key, true) }
+// Allow spends one request of key's budget, or reports how long until one
+// is available. A nil Limiter allows everything. It is core.Limiter, for the
+// Issuer's per-user limit.
+func (l *Limiter) Allow(key string) (bool, time.Duration) {
+	if l == nil {
+		return true, 0
+	}
+	return l.take(key, true)
+}
 
 // reserve spends one request of key's budget like allow; refund gives it
 // back (the request turned out not to count against this limit).
-func (l *keyedLimiter) reserve(key string) (refund func(), retry time.Duration) {
+func (l *Limiter) reserve(key string) (refund func(), retry time.Duration) {
 	ok, retry := l.take(key, true)
 	if !ok {
 		return nil, retry
@@ -103,16 +108,16 @@ func (l *keyedLimiter) reserve(key string) (refund func(), retry time.Duration) 
 
 // exhausted reports, without spending, whether key has no request left, and
 // when it will have one.
-func (l *keyedLimiter) exhausted(key string) (bool, time.Duration) {
+func (l *Limiter) exhausted(key string) (bool, time.Duration) {
 	ok, retry := l.take(key, false)
 	return !ok, retry
 }
 
 // spend takes one request from key's budget, if any is left.
-func (l *keyedLimiter) spend(key string) { l.take(key, true) }
+func (l *Limiter) spend(key string) { l.take(key, true) }
 
 // maybeSweep drops full buckets once per period.
-func (l *keyedLimiter) maybeSweep(now int64) {
+func (l *Limiter) maybeSweep(now int64) {
 	last := l.lastSweep.Load()
 	if now-last < l.period || !l.sweeping.TryLock() {
 		return
@@ -142,7 +147,7 @@ func (l *keyedLimiter) maybeSweep(now int64) {
 }
 
 // keys counts the buckets held, for tests.
-func (l *keyedLimiter) keys() int {
+func (l *Limiter) keys() int {
 	n := 0
 	for i := range l.shards {
 		sh := &l.shards[i]

@@ -6,8 +6,6 @@ import (
 	"sync"
 	"testing"
 	"time"
-
-	"github.com/authserver-dev/authserver/internal/config"
 )
 
 type testClock struct {
@@ -32,10 +30,10 @@ func (c *testClock) add(d time.Duration) {
 // has passed, the limiter holds only the keys still active.
 func TestLimiterForgetsIdleKeys(t *testing.T) {
 	clock := &testClock{t: time.Date(2026, 11, 30, 12, 0, 0, 0, time.UTC)}
-	l := newKeyedLimiter(config.Rate{N: 10, Period: time.Minute}, clock.now)
+	l := NewLimiter(10, time.Minute, clock.now)
 	const flood = 200_000
 	for i := range flood {
-		if ok, _ := l.allow("app/user-" + strconv.Itoa(i)); !ok {
+		if ok, _ := l.Allow("app/user-" + strconv.Itoa(i)); !ok {
 			t.Fatalf("first request of key %d refused", i)
 		}
 		if i%10_000 == 0 {
@@ -50,17 +48,17 @@ func TestLimiterForgetsIdleKeys(t *testing.T) {
 	// A key still limited when the sweep runs must stay limited.
 	clock.add(50 * time.Second)
 	for range 10 {
-		l.allow("hot")
+		l.Allow("hot")
 	}
 	clock.add(10 * time.Second)
 	// This request triggers the sweep; "hot" has 1.67 requests back.
-	if ok, _ := l.allow("hot"); !ok {
+	if ok, _ := l.Allow("hot"); !ok {
 		t.Errorf("hot key: no request back after 10 s")
 	}
 	if n := l.keys(); n != 1 {
 		t.Errorf("%d keys a period after the flood, want only the active one", n)
 	}
-	if ok, _ := l.allow("hot"); ok {
+	if ok, _ := l.Allow("hot"); ok {
 		t.Errorf("a key that spent its budget was forgotten while limited")
 	}
 	heapAfter := heapInUse()
@@ -82,13 +80,13 @@ func heapInUse() uint64 {
 // the time to the next request, refunds, and exhausted without spending.
 func TestLimiterBudget(t *testing.T) {
 	clock := &testClock{t: time.Date(2026, 11, 30, 12, 0, 0, 0, time.UTC)}
-	l := newKeyedLimiter(config.Rate{N: 3, Period: time.Minute}, clock.now)
+	l := NewLimiter(3, time.Minute, clock.now)
 	for i := range 3 {
-		if ok, _ := l.allow("k"); !ok {
+		if ok, _ := l.Allow("k"); !ok {
 			t.Fatalf("request %d refused", i)
 		}
 	}
-	ok, retry := l.allow("k")
+	ok, retry := l.Allow("k")
 	if ok || retry != 20*time.Second {
 		t.Errorf("4th request: ok %v, retry %v; want refused, 20s", ok, retry)
 	}
@@ -107,7 +105,7 @@ func TestLimiterBudget(t *testing.T) {
 		t.Fatal("two requests back after 20s")
 	}
 	refund()
-	if ok, _ := l.allow("k"); !ok {
+	if ok, _ := l.Allow("k"); !ok {
 		t.Error("the refunded request is not available")
 	}
 	if got := retryAfterSeconds(1500 * time.Millisecond); got != 2 {

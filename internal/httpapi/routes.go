@@ -7,6 +7,8 @@ import (
 	"github.com/go-chi/chi/v5"
 	"github.com/go-chi/chi/v5/middleware"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/authserver-dev/authserver/internal/core"
 )
 
 // Public is the HTTPS listener's handler: the whole public surface.
@@ -18,8 +20,8 @@ func (s *Server) Public() http.Handler {
 	r.NotFound(notFound(s))
 	r.MethodNotAllowed(methodNotAllowed(s, r))
 
-	r.Post("/v1/registration-tokens", s.credential(kindJWT, s.handleRegistrationToken))
-	r.Post("/v1/registration-signatures", s.credential(kindSignature, s.handleRegistrationSignature))
+	r.Post("/v1/registration-tokens", s.credential(core.CredentialJWT, s.handleRegistrationToken))
+	r.Post("/v1/registration-signatures", s.credential(core.CredentialSignature, s.handleRegistrationSignature))
 	r.Get("/openapi.yaml", s.handleOpenAPI)
 	return r
 }
@@ -50,12 +52,11 @@ func (s *Server) Admin() http.Handler {
 // behind configured trusted proxies only, from X-Forwarded-For. The proxy
 // list is fixed at start: changing it needs a restart.
 func (s *Server) clientIPMiddleware() func(http.Handler) http.Handler {
-	cfg := s.state().Config
-	if len(cfg.Proxies) == 0 {
+	if len(s.proxies) == 0 {
 		return middleware.ClientIPFromRemoteAddr
 	}
-	prefixes := make([]string, len(cfg.Proxies))
-	for i, p := range cfg.Proxies {
+	prefixes := make([]string, len(s.proxies))
+	for i, p := range s.proxies {
 		prefixes[i] = p.String()
 	}
 	return middleware.ClientIPFromXFF(prefixes...)

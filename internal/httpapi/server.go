@@ -6,6 +6,7 @@ import (
 	"context"
 	"log/slog"
 	"net/http"
+	"net/netip"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -13,16 +14,9 @@ import (
 	"github.com/go-chi/chi/v5"
 
 	"github.com/authserver-dev/authserver/internal/auth"
-	"github.com/authserver-dev/authserver/internal/config"
+	"github.com/authserver-dev/authserver/internal/core"
 	"github.com/authserver-dev/authserver/internal/metrics"
-	"github.com/authserver-dev/authserver/internal/signer"
 )
-
-// SequenceStore hands out legacy-signature sequences; any error means no
-// sequence was committed, and the API answers 503.
-type SequenceStore interface {
-	Next(ctx context.Context, app, user string) (uint64, error)
-}
 
 // APIKeyAuthenticator checks a trusted backend's X-API-Key.
 type APIKeyAuthenticator interface {
@@ -50,64 +44,57 @@ type Check struct {
 	Startup bool
 }
 
-// State is everything a reload may replace: the config and what is built
-// from it. Requests read it once, through an atomic pointer, so a reload
-// never shows a request half of each.
+// State is everything a reload may replace, built by internal/app from the
+// configuration. The first middleware loads it once per request and every
+// later step reads that one (stateOf), so a reload never shows a request
+// half of each. It is immutable once passed to the Server.
 type State struct {
-	Config   *config.Config
+	Issuer   *core.Issuer // the policy, with the applications and the per-user limit
 	APIKeys  APIKeyAuthenticator
 	Verifier TokenVerifier // nil: bearer tokens are not accepted
 
-	// The rate limiters; nil when off. Only Retry-After is sent (on a
-	// 429): X-RateLimit-* headers would cost header values on every
-	// response and tell anyone the configured limits.
-	userLimit, ipLimit, keyLimit, failLimit *keyedLimiter
-}
+	// CORSOrigins are the browser origins allowed to call the public API.
+	CORSOrigins []string
 
-// NewState builds the per-config parts (rate limiters) around cfg.
-func NewState(cfg *config.Config, keys APIKeyAuthenticator, verifier TokenVerifier) *State {
-	return &State{
-		Config: cfg, APIKeys: keys, Verifier: verifier,
-		userLimit: newKeyedLimiter(cfg.RateLimits.User, time.Now),
-		ipLimit:   newKeyedLimiter(cfg.RateLimits.IP, time.Now),
-		keyLimit:  newKeyedLimiter(cfg.RateLimits.APIKey, time.Now),
-		failLimit: newKeyedLimiter(cfg.RateLimits.IPFailedAuth, time.Now),
-	}
+	// The rate limiters of the transport; nil when off. Only Retry-After is
+	// sent (on a 429): X-RateLimit-* headers would cost header values on
+	// every response and tell anyone the configured limits.
+	IPLimit, APIKeyLimit, FailedAuthLimit *Limiter
 }
 
 // Options are the Server's dependencies, all passed in.
 type Options struct {
 	State   *State
-	Signer  *signer.Signer
-	Store   SequenceStore
 	Metrics *metrics.Metrics
 	Logger  *slog.Logger
 	Now     func() time.Time
 	Checks  []Check
 	Pprof   bool
 	Spec    []byte // openapi.yaml, served at /openapi.yaml
+	// TrustedProxies may set X-Forwarded-For; fixed at start (a change
+	// needs a restart).
+	TrustedProxies []netip.Prefix
 }
 
 // Server serves both listeners' handlers.
 type Server struct {
-	st     atomic.Pointer[State]
-	signer *signer.Signer
-	store  SequenceStore
-	m      *metrics.Metrics
-	log    *slog.Logger
-	now    func() time.Time
-	checks []Check
-	passed []atomic.Bool // per check: a Startup check has passed once
-	pprof  bool
-	spec   []byte
-	ids    *idSource
-	routes chi.Routes // the public router, set by Public
+	st      atomic.Pointer[State]
+	m       *metrics.Metrics
+	log     *slog.Logger
+	now     func() time.Time
+	checks  []Check
+	passed  []atomic.Bool // per check: a Startup check has passed once
+	pprof   bool
+	spec    []byte
+	ids     *idSource
+	routes  chi.Routes // the public router, set by Public
+	proxies []netip.Prefix
 }
 
 // New returns a Server; Public and Admin give its two handlers.
 func New(o Options) *Server {
 	s := &Server{
-		signer: o.Signer, store: o.Store, m: o.Metrics, log: o.Logger, now: o.Now,
+		m: o.Metrics, proxies: o.TrustedProxies, log: o.Logger, now: o.Now,
 		checks: o.Checks, pprof: o.Pprof, spec: o.Spec, ids: newIDSource(),
 		passed: make([]atomic.Bool, len(o.Checks)),
 	}
@@ -126,7 +113,9 @@ func New(o Options) *Server {
 // the state they started with.
 func (s *Server) SetState(st *State) { s.st.Store(st) }
 
-func (s *Server) state() *State { return s.st.Load() }
+// State returns the current state (for /readyz and tests); a request uses
+// the one its first middleware loaded (stateOf).
+func (s *Server) State() *State { return s.st.Load() }
 
 // Handler helpers for plain responses.
 func notFound(s *Server) http.HandlerFunc {

@@ -1,10 +1,9 @@
 package httpapi
 
 import (
-	"log/slog"
 	"net/http"
 
-	"github.com/authserver-dev/authserver/internal/signer"
+	"github.com/authserver-dev/authserver/internal/core"
 )
 
 // signatureRequest is the body of POST /v1/registration-signatures.
@@ -30,7 +29,7 @@ func (q *signatureRequest) setMembers(ms []member) bool {
 	return true
 }
 
-// Valid has nothing to check beyond what resolve does.
+// Valid has nothing to check: the Issuer checks both fields.
 func (q *signatureRequest) Valid() error { return nil }
 
 // signatureResponse is the 200 body of POST /v1/registration-signatures.
@@ -46,27 +45,13 @@ func (s *Server) handleRegistrationSignature(w http.ResponseWriter, r *http.Requ
 	if err := decode(w, r, &req); err != nil {
 		return err
 	}
-	if err := s.resolve(c, req.ApplicationKey, req.UserID); err != nil {
-		return err
-	}
-	if !c.app.SignaturesEnabled() {
-		return forbidden("legacy signatures are disabled for this application (legacy_signatures: false); use /v1/registration-tokens")
-	}
-	if err := s.limit(c.st.userLimit, "user", c.app.Key+"/"+c.userID); err != nil {
-		return err
-	}
-	// The sequence is committed before it is used: a failure here is a 503,
-	// never a guessed value.
-	seq, err := s.store.Next(r.Context(), c.app.Key, c.userID)
-	if err != nil {
-		return storeUnavailable(err)
-	}
-	sig, err := signer.LegacySignature(c.app.Key, c.app.Secrets[0], c.userID, seq)
+	sig, err := c.st.Issuer.IssueSignature(r.Context(), c.principal,
+		core.SignatureRequest{ApplicationKey: req.ApplicationKey, UserID: req.UserID})
+	c.rec = sig.Record
 	if err != nil {
 		return err
 	}
-	resp := signatureResponse{ApplicationKey: c.app.Key, UserID: c.userID, Sequence: seq, Signature: sig}
-	c.detail = slog.Uint64("sequence", seq)
-	writeCredential(w, resp.appendJSON(make([]byte, 0, 256+len(c.app.Key)+len(c.userID))))
+	resp := signatureResponse{ApplicationKey: sig.Application, UserID: sig.UserID, Sequence: sig.Sequence, Signature: sig.Signature}
+	writeCredential(w, resp.appendJSON(make([]byte, 0, 256+len(sig.Application)+len(sig.UserID))))
 	return nil
 }

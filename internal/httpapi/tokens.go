@@ -1,11 +1,10 @@
 package httpapi
 
 import (
-	"log/slog"
 	"net/http"
 	"time"
 
-	"github.com/authserver-dev/authserver/internal/signer"
+	"github.com/authserver-dev/authserver/internal/core"
 )
 
 // tokenRequest is the body of POST /v1/registration-tokens; all optional.
@@ -37,7 +36,7 @@ func (q *tokenRequest) setMembers(ms []member) bool {
 	return true
 }
 
-// Valid checks what can be checked without the config.
+// Valid checks the ranges decode can check; the Issuer checks the rest.
 func (q *tokenRequest) Valid() error {
 	const maxSeconds = 10 * 365 * 24 * 3600
 	if q.TTLSeconds != nil && (*q.TTLSeconds < 0 || *q.TTLSeconds > maxSeconds) {
@@ -59,48 +58,37 @@ type tokenResponse struct {
 	InstanceExpiresAt string `json:"instanceExpiresAt,omitempty"`
 }
 
+// request is the Issuer's request: the seconds as durations.
+func (q *tokenRequest) request() core.TokenRequest {
+	out := core.TokenRequest{ApplicationKey: q.ApplicationKey, UserID: q.UserID}
+	if q.TTLSeconds != nil {
+		d := time.Duration(*q.TTLSeconds) * time.Second
+		out.TTL = &d
+	}
+	if q.InstanceTTLSeconds != nil {
+		d := time.Duration(*q.InstanceTTLSeconds) * time.Second
+		out.InstanceTTL = &d
+	}
+	return out
+}
+
 func (s *Server) handleRegistrationToken(w http.ResponseWriter, r *http.Request, c *call) error {
 	var req tokenRequest
 	if err := decode(w, r, &req); err != nil {
 		return err
 	}
-	if err := s.resolve(c, req.ApplicationKey, req.UserID); err != nil {
-		return err
-	}
-	ttl := c.app.TokenTTL
-	if req.TTLSeconds != nil {
-		ttl = time.Duration(*req.TTLSeconds) * time.Second
-	}
-	inst := c.app.InstanceTTL
-	if req.InstanceTTLSeconds != nil {
-		inst = time.Duration(*req.InstanceTTLSeconds) * time.Second
-	}
-	// Validate before counting against the user's limit, so a typo does not
-	// cost a request.
-	if err := signer.CheckTTL(ttl, c.app.MaxTokenTTL); err != nil {
-		return err
-	}
-	if err := signer.CheckInstanceTTL(inst); err != nil {
-		return err
-	}
-	if err := s.limit(c.st.userLimit, "user", c.app.Key+"/"+c.userID); err != nil {
-		return err
-	}
-	tok, err := s.signer.IssueToken(signer.TokenParams{
-		ApplicationKey: c.app.Key, Secret: c.app.Secrets[0], UserID: c.userID,
-		TTL: ttl, MaxTTL: c.app.MaxTokenTTL, InstanceTTL: inst,
-	})
+	tok, err := c.st.Issuer.IssueToken(r.Context(), c.principal, req.request())
+	c.rec = tok.Record
 	if err != nil {
 		return err
 	}
 	resp := tokenResponse{
-		Token: tok.JWT, ApplicationKey: c.app.Key, UserID: c.userID,
+		Token: tok.JWT, ApplicationKey: tok.Application, UserID: tok.UserID,
 		IssuedAt: tok.IssuedAt.Format(time.RFC3339), ExpiresAt: tok.ExpiresAt.Format(time.RFC3339),
 	}
 	if !tok.InstanceExpiresAt.IsZero() {
 		resp.InstanceExpiresAt = tok.InstanceExpiresAt.Format(time.RFC3339)
 	}
-	c.detail = slog.String("kid", tok.KeyID)
 	writeCredential(w, resp.appendJSON(make([]byte, 0, len(tok.JWT)+256)))
 	return nil
 }

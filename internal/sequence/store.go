@@ -25,17 +25,20 @@ import (
 	"fmt"
 	"strings"
 	"time"
+
+	"github.com/authserver-dev/authserver/internal/core"
 )
 
-// Store hands out sequence numbers. Implementations are safe for concurrent
-// use.
+// Store is a sequence store as the server runs it: core.SequenceStore (the
+// interface the Issuer declares) plus what the process needs around it.
+// Implementations are safe for concurrent use. Next returns the next
+// sequence number of user in application app: 1 the first time, then
+// greater than every number returned before for the same pair, by any
+// replica. With a Floor, it is also at least the floor (the time in
+// microseconds, for ClockFloor). The number is durably committed before it
+// is returned. Errors from the store are wrapped in ErrUnavailable.
 type Store interface {
-	// Next returns the next sequence number of user in application app: 1
-	// the first time, then greater than every number returned before for
-	// the same pair, by any replica. With a Floor, it is also at least the
-	// floor (the time in microseconds, for ClockFloor). The number is durably committed before
-	// it is returned. Errors from the store are wrapped in ErrUnavailable.
-	Next(ctx context.Context, app, user string) (uint64, error)
+	core.SequenceStore
 
 	// Ping reports whether the store is reachable, for readiness checks.
 	Ping(ctx context.Context) error

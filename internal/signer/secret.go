@@ -4,9 +4,11 @@ import (
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/base64"
+	"errors"
 	"fmt"
 	"hash"
 	"log/slog"
+	"strings"
 	"sync"
 	"sync/atomic"
 )
@@ -137,4 +139,39 @@ func DeriveSigningKey(rawSecret []byte, date uint32) []byte {
 	var buf [8]byte
 	m.Write(appendDate(buf[:0], date))
 	return m.Sum(nil)
+}
+
+// SecretLineError is ParseSecrets' error for one line (numbered from 1). It
+// never contains the line: it may be a secret with a typo.
+type SecretLineError struct {
+	Line int
+	Err  error
+}
+
+func (e *SecretLineError) Error() string { return fmt.Sprintf("line %d: %v", e.Line, e.Err) }
+func (e *SecretLineError) Unwrap() error { return e.Err }
+
+// ErrNoSecret is ParseSecrets' error for a text with no secret line.
+var ErrNoSecret = errors.New("no secret found")
+
+// ParseSecrets parses a list of secrets as secret files, variables and
+// flags hold them: one Base64 secret per line, newest first (the first
+// signs, all verify); blank lines and lines starting with # are skipped.
+// It is the one parser of such lists (config and the offline commands).
+func ParseSecrets(text string) ([]Secret, error) {
+	var out []Secret
+	for i, line := range strings.Split(text, "\n") {
+		if line = strings.TrimSpace(line); line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		s, err := ParseSecret(line)
+		if err != nil {
+			return nil, &SecretLineError{Line: i + 1, Err: err}
+		}
+		out = append(out, s)
+	}
+	if len(out) == 0 {
+		return nil, ErrNoSecret
+	}
+	return out, nil
 }

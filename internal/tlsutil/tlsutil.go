@@ -7,6 +7,7 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
@@ -41,9 +42,10 @@ func ServerConfig(getCert func(*tls.ClientHelloInfo) (*tls.Certificate, error)) 
 }
 
 // Reloader serves a certificate from files and picks up new files without a
-// restart: on a handshake, at most once per CheckEvery, it compares the files'
-// modification times and sizes and reloads when they changed. A broken new
-// pair is reported through OnReload and the old certificate stays in use.
+// restart: on Reload, and on a handshake at most once per CheckEvery (unless
+// the caller watches the files itself), it compares a hash of the files'
+// contents and reloads when they changed. A broken new pair is reported
+// through OnReload and the old certificate stays in use.
 type Reloader struct {
 	certFile, keyFile string
 	checkEvery        time.Duration
@@ -58,12 +60,12 @@ type Reloader struct {
 type loaded struct {
 	cert  *tls.Certificate
 	leaf  *x509.Certificate
-	stamp string // mtimes and sizes of both files
+	stamp string // hash of both files' contents
 }
 
 // ReloaderOptions tune a Reloader; zero values are fine.
 type ReloaderOptions struct {
-	CheckEvery time.Duration                           // default 1s
+	CheckEvery time.Duration                           // default 1s; negative: only on Reload (the caller watches)
 	Now        func() time.Time                        // default time.Now
 	OnReload   func(cert *x509.Certificate, err error) // called after each reload attempt
 }
@@ -93,7 +95,7 @@ func (r *Reloader) Leaf() *x509.Certificate { return r.cur.Load().leaf }
 // GetCertificate implements tls.Config.GetCertificate.
 func (r *Reloader) GetCertificate(*tls.ClientHelloInfo) (*tls.Certificate, error) {
 	now := r.now().UnixNano()
-	if next := r.nextCheck.Load(); now >= next && r.nextCheck.CompareAndSwap(next, now+int64(r.checkEvery)) {
+	if next := r.nextCheck.Load(); r.checkEvery > 0 && now >= next && r.nextCheck.CompareAndSwap(next, now+int64(r.checkEvery)) {
 		r.maybeReload()
 	}
 	return r.cur.Load().cert, nil
@@ -129,16 +131,19 @@ func (r *Reloader) report(leaf *x509.Certificate, err error) {
 	}
 }
 
+// stamp hashes the contents of both files: a rewrite within one mtime tick,
+// or to the same size, is still a change.
 func (r *Reloader) stamp() (string, error) {
-	var s string
+	h := sha256.New()
 	for _, f := range []string{r.certFile, r.keyFile} {
-		fi, err := os.Stat(f)
+		b, err := os.ReadFile(f)
 		if err != nil {
 			return "", fmt.Errorf("tls: %w", err)
 		}
-		s += fmt.Sprintf("%d/%d;", fi.ModTime().UnixNano(), fi.Size())
+		sum := sha256.Sum256(b)
+		h.Write(sum[:])
 	}
-	return s, nil
+	return string(h.Sum(nil)), nil
 }
 
 func (r *Reloader) load() (*loaded, error) {

@@ -1,4 +1,4 @@
-package main
+package app
 
 import (
 	"bytes"
@@ -9,13 +9,12 @@ import (
 	"time"
 
 	"github.com/authserver-dev/authserver/internal/config"
-	"github.com/authserver-dev/authserver/internal/metrics"
 )
 
-// TestBuildAuthWarnsInsecureProvider: a provider allowed to fetch its keys
+// TestNewVerifierWarnsInsecureProvider: a provider allowed to fetch its keys
 // over plain http to another host (allow_insecure_http) is named in a
 // warning at start.
-func TestBuildAuthWarnsInsecureProvider(t *testing.T) {
+func TestNewVerifierWarnsInsecureProvider(t *testing.T) {
 	cfg := config.Defaults()
 	cfg.Dev = true
 	cfg.Applications = []config.Application{{Key: "app", Secret: "oYdgGRXoxEuJhGDY2KQ/HQ=="}}
@@ -26,10 +25,10 @@ func TestBuildAuthWarnsInsecureProvider(t *testing.T) {
 		t.Fatal(err)
 	}
 	var logs bytes.Buffer
-	logger := slog.New(slog.NewJSONHandler(&logs, nil))
+	b := &Builder{Logger: slog.New(slog.NewJSONHandler(&logs, nil))}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	_, v, err := buildAuth(ctx, &cfg, metrics.New(metrics.BuildInfo{}), logger)
+	v, err := b.NewVerifier(ctx, &cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,0 +1,208 @@
+package core
+
+import (
+	"context"
+	"log/slog"
+	"time"
+
+	"github.com/authserver-dev/authserver/internal/signer"
+)
+
+// Credential kinds, as the audit record and the metrics name them.
+const (
+	CredentialJWT       = "jwt"
+	CredentialSignature = "signature"
+)
+
+// TokenRequest asks for one registration JWT. Empty fields take the
+// defaults: the default application, the caller's own user id, the
+// application's lifetimes.
+type TokenRequest struct {
+	ApplicationKey string
+	UserID         string
+	TTL            *time.Duration
+	InstanceTTL    *time.Duration
+}
+
+// SignatureRequest asks for one legacy signature and its sequence.
+type SignatureRequest struct {
+	ApplicationKey string
+	UserID         string
+}
+
+// Record is the audit record of one credential decision: what the Issuer
+// settled before it issued or refused. It names the application and the
+// user, never a token, secret or key; the transport adds who asked from
+// where and the outcome.
+type Record struct {
+	Credential  string    // CredentialJWT or CredentialSignature
+	Application string    // empty when refused before it was settled
+	UserID      string    // empty when refused before it was settled
+	Detail      slog.Attr // the kid or the sequence of an issued credential
+}
+
+// Token is an issued registration JWT.
+type Token struct {
+	Record
+	signer.Token
+}
+
+// Signature is an issued legacy signature.
+type Signature struct {
+	Record
+	Sequence  uint64
+	Signature string
+}
+
+// IssuerOptions are an Issuer's parts: the applications and the per-user
+// limit come from the configuration (a reload builds a new Issuer), the
+// signer and the store live as long as the process.
+type IssuerOptions struct {
+	Applications []Application
+	Signer       *signer.Signer
+	Store        SequenceStore
+	UserLimit    Limiter // nil: no per-user limit
+}
+
+// Issuer decides and issues credentials. It is immutable; safe for
+// concurrent use.
+type Issuer struct {
+	apps      []Application
+	signer    *signer.Signer
+	store     SequenceStore
+	userLimit Limiter
+}
+
+// NewIssuer returns an Issuer over o.
+func NewIssuer(o IssuerOptions) *Issuer {
+	return &Issuer{apps: o.Applications, signer: o.Signer, store: o.Store, userLimit: o.UserLimit}
+}
+
+// Applications returns the configured applications (read only).
+func (i *Issuer) Applications() []Application { return i.apps }
+
+// IssueToken issues a registration JWT for p. The returned Token's Record is
+// filled as far as the request got, on a refusal too, for the audit line.
+// The order: settle the application and user (resolve), check the
+// lifetimes, spend the per-user limit (so a typo costs no request), sign.
+func (i *Issuer) IssueToken(_ context.Context, p Principal, req TokenRequest) (Token, error) {
+	t := Token{Record: Record{Credential: CredentialJWT}}
+	app, err := i.resolve(&t.Record, p, req.ApplicationKey, req.UserID)
+	if err != nil {
+		return t, err
+	}
+	ttl, inst := app.TokenTTL, app.InstanceTTL
+	if req.TTL != nil {
+		ttl = *req.TTL
+	}
+	if req.InstanceTTL != nil {
+		inst = *req.InstanceTTL
+	}
+	if err := signer.CheckTTL(ttl, app.MaxTokenTTL); err != nil {
+		return t, err
+	}
+	if err := signer.CheckInstanceTTL(inst); err != nil {
+		return t, err
+	}
+	if err := i.limit(app.Key, t.UserID); err != nil {
+		return t, err
+	}
+	tok, err := i.signer.IssueToken(signer.TokenParams{
+		ApplicationKey: app.Key, Secret: app.Secrets[0], UserID: t.UserID,
+		TTL: ttl, MaxTTL: app.MaxTokenTTL, InstanceTTL: inst,
+	})
+	if err != nil {
+		return t, err
+	}
+	t.Token = tok
+	t.Detail = slog.String("kid", tok.KeyID)
+	return t, nil
+}
+
+// IssueSignature issues a legacy signature for p with a fresh sequence. The
+// sequence is committed by the store before it is used: a store failure is
+// a StoreError, never a guessed value. The Record is filled as in
+// IssueToken.
+func (i *Issuer) IssueSignature(ctx context.Context, p Principal, req SignatureRequest) (Signature, error) {
+	s := Signature{Record: Record{Credential: CredentialSignature}}
+	app, err := i.resolve(&s.Record, p, req.ApplicationKey, req.UserID)
+	if err != nil {
+		return s, err
+	}
+	if !app.Signatures {
+		return s, ErrSignaturesDisabled
+	}
+	if err := i.limit(app.Key, s.UserID); err != nil {
+		return s, err
+	}
+	seq, err := i.store.Next(ctx, app.Key, s.UserID)
+	if err != nil {
+		return s, &StoreError{Err: err}
+	}
+	sig, err := signer.LegacySignature(app.Key, app.Secrets[0], s.UserID, seq)
+	if err != nil {
+		return s, err
+	}
+	s.Sequence, s.Signature = seq, sig
+	s.Detail = slog.Uint64("sequence", seq)
+	return s, nil
+}
+
+// resolve settles the application and the user of a request and checks the
+// caller may have it: end users only for themselves, API keys for any valid
+// user id, both only for the applications they are allowed. The user id is
+// validated here, once: the token's for an end user, the request's for an
+// API key.
+func (i *Issuer) resolve(rec *Record, p Principal, appKey, userID string) (*Application, error) {
+	app, err := i.application(appKey)
+	if err != nil {
+		return nil, err
+	}
+	rec.Application = app.Key
+	if !p.MayUse(app.Key) {
+		return nil, ErrApplicationNotAllowed
+	}
+	if p.Kind == KindAPIKey {
+		if userID == "" {
+			return nil, &signer.InputError{Field: "userId", Reason: "is required when calling with an API key"}
+		}
+		if err := signer.CheckUserID(userID); err != nil {
+			return nil, err
+		}
+	} else {
+		if !signer.ValidUserID(p.UserID) {
+			return nil, ErrInvalidTokenUserID
+		}
+		if userID != "" && userID != p.UserID {
+			return nil, ErrOtherUser
+		}
+		userID = p.UserID
+	}
+	rec.UserID = userID
+	return app, nil
+}
+
+// application returns the application named by key, or the default one for
+// an empty key.
+func (i *Issuer) application(key string) (*Application, error) {
+	for j := range i.apps {
+		if a := &i.apps[j]; key == "" && a.Default || key != "" && a.Key == key {
+			return a, nil
+		}
+	}
+	if key == "" {
+		return nil, &signer.InputError{Field: "applicationKey", Reason: "is required: no default application is configured"}
+	}
+	return nil, ErrUnknownApplication
+}
+
+// limit spends one request of the user's budget in app.
+func (i *Issuer) limit(app, user string) error {
+	if i.userLimit == nil {
+		return nil
+	}
+	if ok, retry := i.userLimit.Allow(app + "/" + user); !ok {
+		return &LimitError{Scope: "user", What: "the user rate limit", Retry: retry}
+	}
+	return nil
+}

@@ -56,7 +56,7 @@ func TestAbuse(t *testing.T) {
 	s.start()
 
 	good := startLoad(f, loadOpts{urls: []string{s.url()}, workers: 1, users: users("good", 5), jwtShare: 0.5, interval: 10 * time.Millisecond})
-	time.Sleep(2 * time.Second)
+	good.waitOps(t, warmOps, time.Time{})
 
 	abuseStart := time.Now()
 	var wg sync.WaitGroup
@@ -86,7 +86,7 @@ func TestAbuse(t *testing.T) {
 	run("garbage", func(t *testing.T) string { return garbage(t, s) })
 	wg.Wait()
 	abuseEnd := time.Now()
-	time.Sleep(time.Second)
+	good.waitOps(t, 20, abuseEnd)
 	ops := good.Stop()
 
 	for _, name := range []string{"big body", "1000 headers", "slowloris", "flood", "garbage"} {

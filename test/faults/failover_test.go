@@ -68,7 +68,7 @@ func TestPostgresFailover(t *testing.T) {
 		t.Errorf("the asynchronous-standby warning with the floor on: %d lines", n)
 	}
 	l := startLoad(f, loadOpts{urls: []string{s.url()}, workers: 8, users: users("u", 20), jwtShare: 0.2})
-	time.Sleep(2 * time.Second)
+	l.waitOps(t, warmOps, time.Time{})
 
 	killAt := time.Now()
 	if err := primary.Kill9(); err != nil {
@@ -152,14 +152,14 @@ func TestPostgresRestoreFromBackup(t *testing.T) {
 			s.start()
 			lo := loadOpts{urls: []string{s.url()}, workers: 8, users: users("u", 20)}
 			l := startLoad(f, lo)
-			time.Sleep(time.Second)
+			l.waitOps(t, warmOps, time.Time{})
 			ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 			defer cancel()
 			dump, err := cluster.Dump(ctx, db)
 			if err != nil {
 				t.Fatal(err)
 			}
-			time.Sleep(time.Second) // calls the backup does not have
+			l.waitOps(t, warmOps, time.Now()) // calls the backup does not have
 			ops := l.Stop()
 			s.signal(syscall.SIGTERM)
 			if err := s.wait(15 * time.Second); err != nil {
@@ -171,7 +171,7 @@ func TestPostgresRestoreFromBackup(t *testing.T) {
 			}
 			s.start()
 			l = startLoad(f, lo)
-			time.Sleep(1500 * time.Millisecond)
+			l.waitOps(t, warmOps, time.Time{})
 			ops = append(ops, l.Stop()...)
 
 			sc, problems := tallySequences(ops)

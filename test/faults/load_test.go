@@ -152,6 +152,22 @@ func (l *load) waitFor(timeout time.Duration, cond func(ops []op) bool) bool {
 	return cond(l.all())
 }
 
+// warmOps is how many requests make "load" on one side of a fault.
+const warmOps = 100
+
+// waitOps waits until n requests that started after since have ended: load
+// on one side of a fault, established by what was served rather than by a
+// fixed sleep. It stops the load and fails the test after 30 s.
+func (l *load) waitOps(t testing.TB, n int, since time.Time) {
+	t.Helper()
+	if !l.waitFor(30*time.Second, func(ops []op) bool {
+		return count(ops, func(o op) bool { return o.start.After(since) }).sent >= n
+	}) {
+		l.Stop()
+		t.Fatalf("fewer than %d requests ended within 30 s", n)
+	}
+}
+
 func (l *load) stopped() bool {
 	select {
 	case <-l.stop:

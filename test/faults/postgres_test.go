@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/authserver-dev/authserver/internal/pgtest"
+	"github.com/authserver-dev/authserver/internal/servertest"
 )
 
 // TestPostgresKill9UnderLoad crashes PostgreSQL (kill -9 of the postmaster)
@@ -23,14 +24,18 @@ func TestPostgresKill9UnderLoad(t *testing.T) {
 	s.start()
 
 	l := startLoad(f, loadOpts{urls: []string{s.url()}, workers: 8, users: users("u", 20), jwtShare: 0.2})
-	time.Sleep(2 * time.Second)
+	l.waitOps(t, warmOps, time.Time{})
 
 	killAt := time.Now()
 	if err := cluster.Kill9(); err != nil {
 		t.Fatal(err)
 	}
 	down := time.Now() // the postmaster and all its children are gone
-	time.Sleep(500 * time.Millisecond)
+	if err := servertest.Poll(10*time.Second, "/readyz/sequence_store 503", func() bool {
+		return s.readyStatusOf("/readyz/sequence_store") == http.StatusServiceUnavailable
+	}); err != nil {
+		t.Error(err)
+	}
 	if code := s.readyStatus(); code != http.StatusOK {
 		t.Errorf("/readyz during the outage: %d, want 200 (JWTs are still served)", code)
 	}

@@ -16,6 +16,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -37,6 +38,7 @@ type runningCmd struct {
 	cancel         context.CancelFunc
 	done           chan struct{}
 	err            error // valid after done is closed
+	exited         atomic.Bool
 }
 
 func startRun(t *testing.T, args []string, getenv config.Env) *runningCmd {
@@ -46,6 +48,7 @@ func startRun(t *testing.T, args []string, getenv config.Env) *runningCmd {
 	go func() {
 		defer close(rc.done)
 		rc.err = run(ctx, args, getenv, rc.stdout, rc.stderr)
+		rc.exited.Store(true)
 	}()
 	t.Cleanup(func() {
 		cancel()
@@ -78,22 +81,12 @@ func (rc *runningCmd) waitOutput(t *testing.T, buf *servertest.Buffer, re *regex
 	var m []string
 	err := servertest.Poll(15*time.Second, "output "+re.String(), func() bool {
 		m = re.FindStringSubmatch(buf.String())
-		return m != nil || rc.ended()
+		return m != nil || rc.exited.Load()
 	})
 	if m == nil {
-		t.Fatalf("no %s (run ended: %v, err=%v; %v)\nstdout:\n%s\nstderr:\n%s", re, rc.ended(), rc.err, err, rc.stdout, rc.stderr)
+		t.Fatalf("no %s (run ended: %v, err=%v; %v)\nstdout:\n%s\nstderr:\n%s", re, rc.exited.Load(), rc.err, err, rc.stdout, rc.stderr)
 	}
 	return m
-}
-
-// ended reports whether run has returned.
-func (rc *runningCmd) ended() bool {
-	select {
-	case <-rc.done:
-		return true
-	default:
-		return false
-	}
 }
 
 // server is a running serve or dev, as a client sees it.

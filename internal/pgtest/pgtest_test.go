@@ -26,6 +26,18 @@ func mustConnect(tb testing.TB, url string) *pgx.Conn {
 	return conn
 }
 
+// newSeeded is New with a table t holding one row v, and a connection.
+func newSeeded(t *testing.T, v string) (*Cluster, string, *pgx.Conn) {
+	t.Helper()
+	c, url := New(t)
+	conn := mustConnect(t, url)
+	mustExec(t, conn, "create table t (v int); insert into t values ("+v+")")
+	return c, url, conn
+}
+
+// dbOf is the database name in a URL New returned.
+func dbOf(url string) string { return url[strings.LastIndex(url, "/")+1 : strings.Index(url, "?")] }
+
 func mustQueryString(tb testing.TB, conn *pgx.Conn, sql string) string {
 	tb.Helper()
 	var s string
@@ -73,9 +85,7 @@ func TestNew(t *testing.T) {
 
 func TestStopStart(t *testing.T) {
 	t.Parallel()
-	c, url := New(t)
-	conn := mustConnect(t, url)
-	mustExec(t, conn, "create table t (v int); insert into t values (42)")
+	c, url, conn := newSeeded(t, "42")
 	conn.Close(context.Background())
 
 	if err := c.Stop(); err != nil {
@@ -101,13 +111,11 @@ func TestStopStart(t *testing.T) {
 
 func TestKill9Start(t *testing.T) {
 	t.Parallel()
-	c, url := New(t)
-	setup := mustConnect(t, url)
-	mustExec(t, setup, "create table t (v int); insert into t values (7)")
+	c, url, setup := newSeeded(t, "7")
 
 	// Idle sessions are postmaster children that must be gone before a
 	// restart can succeed.
-	var held []*pgx.Conn
+	held := []*pgx.Conn{setup}
 	for range 3 {
 		held = append(held, mustConnect(t, url))
 	}

@@ -65,10 +65,11 @@ type op struct {
 
 // load is a running load generator.
 type load struct {
-	f    *fixture
-	o    loadOpts
-	stop chan struct{}
-	wg   sync.WaitGroup
+	f      *fixture
+	o      loadOpts
+	stop   chan struct{}
+	halted atomic.Bool // Stop was called
+	wg     sync.WaitGroup
 
 	tokens  chan struct{} // with rate: one per request a worker may send
 	dropped atomic.Int64  // with rate: tokens issued while the bucket was full
@@ -125,6 +126,7 @@ func (l *load) pace() {
 
 // Stop stops the workers (requests in flight finish) and returns every op.
 func (l *load) Stop() []op {
+	l.halted.Store(true)
 	close(l.stop)
 	l.wg.Wait()
 	return l.all()
@@ -168,14 +170,7 @@ func (l *load) waitOps(t testing.TB, n int, since time.Time) {
 	}
 }
 
-func (l *load) stopped() bool {
-	select {
-	case <-l.stop:
-		return true
-	default:
-		return false
-	}
-}
+func (l *load) stopped() bool { return l.halted.Load() }
 
 func (l *load) worker(w int) {
 	defer l.wg.Done()

@@ -13,7 +13,6 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
-	"encoding/pem"
 	"fmt"
 	"io"
 	"net"
@@ -138,15 +137,7 @@ func newRLFixture(t *testing.T, secret string) *rlFixture {
 // trust adds a PEM certificate to the client's roots and returns it.
 func (f *rlFixture) trust(t *testing.T, certFile string) *x509.Certificate {
 	t.Helper()
-	data, err := os.ReadFile(certFile)
-	if err != nil {
-		t.Fatal(err)
-	}
-	block, _ := pem.Decode(data)
-	if block == nil {
-		t.Fatalf("%s: no PEM block", certFile)
-	}
-	leaf, err := x509.ParseCertificate(block.Bytes)
+	leaf, err := servertest.Certificate(certFile)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -12,8 +12,10 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"crypto/x509"
 	"encoding/hex"
 	"encoding/json"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
@@ -107,6 +109,20 @@ func FreeAddr() (string, error) {
 	}
 	defer l.Close()
 	return l.Addr().String(), nil
+}
+
+// Certificate reads the first certificate of a PEM file (a server's
+// self-signed certificate, for a client's roots).
+func Certificate(certFile string) (*x509.Certificate, error) {
+	data, err := os.ReadFile(certFile)
+	if err != nil {
+		return nil, err
+	}
+	block, _ := pem.Decode(data)
+	if block == nil {
+		return nil, fmt.Errorf("%s: no PEM block", certFile)
+	}
+	return x509.ParseCertificate(block.Bytes)
 }
 
 // Buffer is an io.Writer that a server's goroutines (or a child process's

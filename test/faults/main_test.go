@@ -12,7 +12,6 @@ import (
 	"crypto/x509"
 	"encoding/base64"
 	"encoding/hex"
-	"encoding/pem"
 	"errors"
 	"flag"
 	"fmt"
@@ -95,15 +94,7 @@ func (f *fixture) addSecret(text string) int {
 // trust adds a PEM certificate file to the clients' roots.
 func (f *fixture) trust(certFile string) *x509.Certificate {
 	f.t.Helper()
-	b, err := os.ReadFile(certFile)
-	if err != nil {
-		f.t.Fatal(err)
-	}
-	blk, _ := pem.Decode(b)
-	if blk == nil {
-		f.t.Fatalf("%s: no PEM block", certFile)
-	}
-	c, err := x509.ParseCertificate(blk.Bytes)
+	c, err := servertest.Certificate(certFile)
 	if err != nil {
 		f.t.Fatal(err)
 	}

@@ -13,6 +13,10 @@
 // AUTHSERVER_TEST_DATABASE_URL points everything at an existing server
 // instead; then only the operations that need no control over the server
 // process work.
+//
+// Tests that only need a database share one cluster per test process (DB,
+// DBFrom; TestMain calls Main to close it) and get a fresh database each;
+// tests that stop, kill or restart the server start their own (New).
 package pgtest
 
 import (

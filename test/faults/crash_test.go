@@ -29,7 +29,7 @@ type storeCase struct {
 
 var storeCases = []storeCase{
 	{"postgres", func(t *testing.T) (serverConfig, func(*server) map[string]uint64) {
-		_, url := pgtest.New(t)
+		url := pgtest.DB(t)
 		return serverConfig{DatabaseURL: url}, func(*server) map[string]uint64 { return committedPostgres(t, url) }
 	}, stallPostgres},
 	{"embedded", func(t *testing.T) (serverConfig, func(*server) map[string]uint64) {

@@ -5,7 +5,6 @@ package faults
 import (
 	"context"
 	"fmt"
-	"net/http"
 	"net/url"
 	"strings"
 	"syscall"
@@ -84,23 +83,7 @@ func TestPostgresFailover(t *testing.T) {
 		t.Fatal(err)
 	}
 	promoted := time.Now()
-	var recovered time.Time
-	if !l.waitFor(20*time.Second, func(ops []op) bool {
-		for _, o := range ops {
-			if o.kind == kindSig && o.status == http.StatusOK && o.start.After(promoted) {
-				recovered = o.end
-				return true
-			}
-		}
-		return false
-	}) {
-		l.Stop()
-		t.Fatalf("authserver did not resume within 20s of the promotion:\n%s", tail(s.logPath, 20))
-	}
-	time.Sleep(2 * time.Second)
-	steady := time.Now().Add(-1500 * time.Millisecond)
-	ops := l.Stop()
-	end := time.Now()
+	recovered, steady, ops, end := l.recovery(t, s, promoted, 20*time.Second, "the promotion")
 
 	all := count(ops, nil)
 	before := count(ops, func(o op) bool { return o.end.Before(killAt) })

@@ -154,6 +154,31 @@ func (l *load) waitFor(timeout time.Duration, cond func(ops []op) bool) bool {
 	return cond(l.all())
 }
 
+// recovery waits until a signature request sent after since succeeds
+// (failing the test after timeout, naming what since was), lets the load run
+// on for 2 s and stops it. It returns when that first success ended, the
+// start of the steady window (the last 1.5 s), the ops and the stop time.
+func (l *load) recovery(t *testing.T, s *server, since time.Time, timeout time.Duration, what string) (recovered, steady time.Time, ops []op, end time.Time) {
+	t.Helper()
+	if !l.waitFor(timeout, func(ops []op) bool {
+		for _, o := range ops {
+			if o.kind == kindSig && o.status == http.StatusOK && o.start.After(since) {
+				recovered = o.end
+				return true
+			}
+		}
+		return false
+	}) {
+		l.Stop()
+		t.Fatalf("authserver did not recover within %s of %s:\n%s", timeout, what, tail(s.logPath, 20))
+	}
+	// A window of deliberate length: the steady state after recovery.
+	time.Sleep(2 * time.Second)
+	steady = time.Now().Add(-1500 * time.Millisecond)
+	ops = l.Stop()
+	return recovered, steady, ops, time.Now()
+}
+
 // warmOps is how many requests make "load" on one side of a fault.
 const warmOps = 100
 

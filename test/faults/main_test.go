@@ -26,6 +26,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/authserver-dev/authserver/internal/pgtest"
 	"github.com/authserver-dev/authserver/internal/servertest"
 	"github.com/authserver-dev/authserver/internal/signer"
 	"github.com/authserver-dev/authserver/internal/tlsutil"
@@ -45,7 +46,7 @@ func TestMain(m *testing.M) {
 	if testing.Verbose() {
 		fmt.Printf("faults: built %s in %s\n", binPath, time.Since(start).Round(time.Millisecond))
 	}
-	os.Exit(m.Run())
+	pgtest.Main(m) // runs the tests, then closes the cluster pgtest.DB shares
 }
 
 // fixture is what the servers of one test share: a self-signed TLS

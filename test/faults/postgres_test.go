@@ -50,23 +50,7 @@ func TestPostgresKill9UnderLoad(t *testing.T) {
 	}
 	up := time.Now()
 	// Recovered: a signature request sent after the restart succeeded.
-	var recovered time.Time
-	if !l.waitFor(15*time.Second, func(ops []op) bool {
-		for _, o := range ops {
-			if o.kind == kindSig && o.status == http.StatusOK && o.start.After(up) {
-				recovered = o.end
-				return true
-			}
-		}
-		return false
-	}) {
-		l.Stop()
-		t.Fatalf("authserver did not recover within 15s of PostgreSQL's restart:\n%s", tail(s.logPath, 20))
-	}
-	time.Sleep(2 * time.Second)
-	steady := time.Now().Add(-1500 * time.Millisecond)
-	ops := l.Stop()
-	end := time.Now()
+	recovered, steady, ops, end := l.recovery(t, s, up, 15*time.Second, "PostgreSQL's restart")
 
 	if code := s.readyStatusOf("/readyz/sequence_store"); code != http.StatusOK {
 		t.Errorf("/readyz/sequence_store after recovery: %d, want 200", code)

@@ -130,6 +130,7 @@ func runPage(t *testing.T, chromium, pageURL string, extraFlags ...string) pageR
 // --ignore-certificate-errors-spki-list (that key only). Chromium is
 // required: without it this test fails, it does not skip.
 func TestWebExampleInChromium(t *testing.T) {
+	t.Parallel()
 	chromium := requireChromium(t)
 	bin := buildAuthserver(t)
 	devDir := filepath.Join(t.TempDir(), "dev")

@@ -37,6 +37,7 @@ const installNode = "the web example's test needs Node.js 18+ (for its global fe
 //
 // Node.js is required: without it this test fails, it does not skip.
 func TestWebExample(t *testing.T) {
+	t.Parallel()
 	node := requireNode(t)
 	bin := buildAuthserver(t)
 	dir := t.TempDir()

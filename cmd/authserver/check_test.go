@@ -24,6 +24,7 @@ func runCheckCLI(t *testing.T, env map[string]string, args ...string) (stdout st
 // TestCheckCommand: check validates what serve would load and prints a
 // summary, or every problem on its own line, without serving.
 func TestCheckCommand(t *testing.T) {
+	t.Parallel()
 	f := newServeFixture(t)
 	idp := oidctest.New(t)
 

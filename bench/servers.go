@@ -23,6 +23,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/authserver-dev/authserver/internal/servertest"
 	"github.com/authserver-dev/authserver/internal/tlsutil"
 )
 
@@ -143,7 +144,7 @@ type startOptions struct {
 
 // start launches a server of kind and waits until it answers.
 func (e *env) start(ctx context.Context, kind serverKind, o startOptions) (*server, error) {
-	port, err := freePort()
+	port, err := freePort() // fixed before start: the baseline reports no address
 	if err != nil {
 		return nil, err
 	}
@@ -191,7 +192,7 @@ func (e *env) start(ctx context.Context, kind serverKind, o startOptions) (*serv
 	}
 	s.cmd = exec.Command(bin, args...)
 	s.cmd.Stdout, s.cmd.Stderr = s.logFile, s.logFile
-	s.cmd.Env = cleanEnv()
+	s.cmd.Env = servertest.CleanEnv()
 	s.started = time.Now()
 	if err := s.cmd.Start(); err != nil {
 		s.logFile.Close()
@@ -206,17 +207,6 @@ func (e *env) start(ctx context.Context, kind serverKind, o startOptions) (*serv
 		return nil, fmt.Errorf("%s: %w\n%s", kind, err, tail(s.logPath, 2000))
 	}
 	return s, nil
-}
-
-// cleanEnv drops AUTHSERVER_* variables so only the generated config counts.
-func cleanEnv() []string {
-	var out []string
-	for _, kv := range os.Environ() {
-		if !strings.HasPrefix(kv, "AUTHSERVER_") {
-			out = append(out, kv)
-		}
-	}
-	return out
 }
 
 // authConfig writes the YAML of one authserver: the bench application, one
@@ -368,12 +358,12 @@ func cpuTime(pid int) (time.Duration, error) {
 }
 
 func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	addr, err := servertest.FreeAddr()
 	if err != nil {
 		return 0, err
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
+	_, port, _ := net.SplitHostPort(addr)
+	return strconv.Atoi(port)
 }
 
 // tail returns the last n bytes of a file, for error messages.
@@ -423,23 +413,13 @@ func scrapeBatches(s *server) batchStats {
 	if s.admin == "" {
 		return b
 	}
-	resp, err := http.Get(s.admin + "/metrics")
+	text, err := servertest.Scrape(s.admin)
 	if err != nil {
 		return b
 	}
-	defer resp.Body.Close()
-	sc := bufio.NewScanner(resp.Body)
-	for sc.Scan() {
-		name, v, ok := strings.Cut(sc.Text(), " ")
-		if !ok {
-			continue
-		}
-		switch name {
-		case "authserver_sequence_batch_size_sum":
-			b.sum, _ = strconv.ParseFloat(v, 64)
-		case "authserver_sequence_batch_size_count":
-			b.count, _ = strconv.ParseFloat(v, 64)
-		}
+	v, err := servertest.Samples(text, "authserver_sequence_batch_size_sum", "authserver_sequence_batch_size_count")
+	if err != nil {
+		return b
 	}
-	return b
+	return batchStats{sum: v["authserver_sequence_batch_size_sum"], count: v["authserver_sequence_batch_size_count"]}
 }

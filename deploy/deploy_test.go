@@ -35,7 +35,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -45,6 +44,7 @@ import (
 
 	"github.com/authserver-dev/authserver/internal/config"
 	"github.com/authserver-dev/authserver/internal/pgtest"
+	"github.com/authserver-dev/authserver/internal/servertest"
 	"github.com/authserver-dev/authserver/internal/tlsutil"
 )
 
@@ -294,32 +294,11 @@ func binary(t *testing.T) string {
 // run runs the binary and returns its combined output and exit code.
 func run(t *testing.T, env []string, args ...string) (string, int) {
 	t.Helper()
-	bin := binary(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, bin, args...)
-	cmd.Env = append(cleanEnv(), env...)
-	out, err := cmd.CombinedOutput()
-	var ee *exec.ExitError
-	switch {
-	case err == nil:
-		return string(out), 0
-	case errors.As(err, &ee):
-		return string(out), ee.ExitCode()
+	stdout, stderr, code, err := servertest.Run(binary(t), env, 30*time.Second, args...)
+	if err != nil {
+		t.Fatal(err)
 	}
-	t.Fatalf("authserver %s: %v", strings.Join(args, " "), err)
-	return "", -1
-}
-
-// cleanEnv is the test's environment without AUTHSERVER_* settings.
-func cleanEnv() []string {
-	var env []string
-	for _, kv := range os.Environ() {
-		if !strings.HasPrefix(kv, "AUTHSERVER_") {
-			env = append(env, kv)
-		}
-	}
-	return env
+	return stdout + stderr, code
 }
 
 // checkCommand runs `authserver ARGS... -h`: the subcommand must exist and
@@ -1406,48 +1385,16 @@ func TestPromQLRefs(t *testing.T) {
 // ---------------------------------------------------------------------------
 // A real server configured from deploy/authserver.yaml.
 
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
-}
-
 // server is one authserver serve process.
 type server struct {
-	cmd         *exec.Cmd
-	out         *syncBuffer
-	public      string
-	admin       string
+	*servertest.Process
 	client      *http.Client
-	done        chan struct{}
 	apiKey      string
 	appKey      string
 	secrets     []string // the Sinch secrets, newest first
 	secretsDir  string   // what the container sees as /run/secrets
-	waitErr     error
 	configPath  string
 	composeEnvs []string
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 func randomBase64(t *testing.T, n int) string {
@@ -1559,28 +1506,13 @@ func deployedServer(t *testing.T, databaseURL string, extraEnv ...string) *serve
 		t.Fatalf("authserver %s: exit %d\n%s", strings.Join(mcmd, " "), code, out)
 	}
 
-	for attempt := 0; ; attempt++ {
-		s.public, s.admin = freeAddr(t), freeAddr(t)
-		s.out = &syncBuffer{}
-		s.cmd = exec.Command(binary(t), cmd...)
-		s.cmd.Env = append(cleanEnv(), env...)
-		s.cmd.Env = append(s.cmd.Env, "AUTHSERVER_LISTEN="+s.public, "AUTHSERVER_ADMIN_LISTEN="+s.admin)
-		s.cmd.Stdout, s.cmd.Stderr = s.out, s.out
-		if err := s.cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		s.done = make(chan struct{})
-		go func() { s.waitErr = s.cmd.Wait(); close(s.done) }()
-		err := s.waitReady(t)
-		if err == nil {
-			break
-		}
-		s.stop(t)
-		if attempt == 2 || !strings.Contains(s.out.String(), "address already in use") {
-			t.Fatalf("authserver serve did not become ready: %v\n%s", err, s.out.String())
-		}
+	// On port 0: the addresses come from the "authserver started" line.
+	env = append(env, "AUTHSERVER_LISTEN=127.0.0.1:0", "AUTHSERVER_ADMIN_LISTEN=127.0.0.1:0")
+	s.Process = servertest.New(t, servertest.Options{Binary: binary(t), Args: cmd, Env: env})
+	// What Docker runs to decide the container is healthy.
+	if out, code := run(t, nil, "healthcheck", "--url", s.AdminURL()+"/readyz"); code != 0 {
+		t.Fatalf("healthcheck of a ready server: exit %d\n%s", code, out)
 	}
-	t.Cleanup(func() { s.stop(t) })
 
 	pool := x509.NewCertPool()
 	pem, err := os.ReadFile(certFile)
@@ -1592,46 +1524,9 @@ func deployedServer(t *testing.T, databaseURL string, extraEnv ...string) *serve
 	return s
 }
 
-// waitReady runs `authserver healthcheck` (what Docker runs) until it passes.
-func (s *server) waitReady(t *testing.T) error {
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		select {
-		case <-s.done:
-			return fmt.Errorf("exited: %v", s.waitErr)
-		default:
-		}
-		out, code := run(t, nil, "healthcheck", "--url", "http://"+s.admin+"/readyz")
-		if code == 0 {
-			return nil
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("healthcheck: %s", out)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-}
-
-// stop sends SIGTERM, as docker stop does, and waits.
-func (s *server) stop(t *testing.T) {
-	select {
-	case <-s.done:
-		return
-	default:
-	}
-	_ = s.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-s.done:
-	case <-time.After(15 * time.Second):
-		_ = s.cmd.Process.Kill()
-		<-s.done
-		t.Errorf("authserver did not stop within 15 s of SIGTERM")
-	}
-}
-
 func (s *server) post(t *testing.T, path, apiKey, body string) (int, map[string]any) {
 	t.Helper()
-	req, err := http.NewRequest(http.MethodPost, "https://"+s.public+path, strings.NewReader(body))
+	req, err := http.NewRequest(http.MethodPost, s.PublicURL()+path, strings.NewReader(body))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -1665,16 +1560,11 @@ func writeInPlace(t *testing.T, name, data string) {
 
 func (s *server) scrape(t *testing.T) string {
 	t.Helper()
-	resp, err := http.Get("http://" + s.admin + "/metrics")
+	text, err := s.Metrics()
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil || resp.StatusCode != 200 {
-		t.Fatalf("GET /metrics: %d %v", resp.StatusCode, err)
-	}
-	return string(b)
+	return text
 }
 
 // TestDeployedServerMetrics runs the compose steps against a throwaway
@@ -1728,21 +1618,19 @@ func TestDeployedServerMetrics(t *testing.T) {
 	// secret first, the file rewritten in place; no restart.
 	s.secrets = []string{randomBase64(t, 32), s.secrets[0]}
 	writeInPlace(t, filepath.Join(s.secretsDir, "sinch_app_secret"), s.secrets[0]+"\n"+s.secrets[1]+"\n")
-	rotated := false
-	for i := 0; i < 50 && !rotated; i++ {
+	i := 0
+	rotated := servertest.Poll(10*time.Second, "rotation", func() bool {
+		i++
 		code, tok := s.post(t, "/v1/registration-tokens", s.apiKey, fmt.Sprintf(`{"userId":"rotation%d"}`, i))
 		if code != 200 {
 			t.Fatalf("registration token during rotation: %d %v", code, tok)
 		}
 		token, _ := tok["token"].(string)
 		_, code = run(t, nil, "verify", "--app-secret", s.secrets[0], token)
-		rotated = code == 0
-		if !rotated {
-			time.Sleep(200 * time.Millisecond)
-		}
-	}
+		return code == 0
+	}) == nil
 	if !rotated {
-		t.Errorf("tokens are not signed with the new first secret 10 s after the secret file was rewritten\n%s", s.out.String())
+		t.Errorf("tokens are not signed with the new first secret 10 s after the secret file was rewritten\n%s", s.Out)
 	}
 
 	// The TLS pair replaced in place, as tls.crt.example tells: served
@@ -1762,18 +1650,14 @@ func TestDeployedServerMetrics(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	served := false
-	for i := 0; i < 50 && !served; i++ {
-		conn, err := tls.Dial("tcp", s.public, &tls.Config{InsecureSkipVerify: true})
+	served := servertest.Poll(10*time.Second, "new certificate", func() bool {
+		conn, err := tls.Dial("tcp", s.Public, &tls.Config{InsecureSkipVerify: true})
 		if err != nil {
 			t.Fatal(err)
 		}
-		served = bytes.Equal(conn.ConnectionState().PeerCertificates[0].Raw, wantCert.Certificate[0])
-		conn.Close()
-		if !served {
-			time.Sleep(200 * time.Millisecond)
-		}
-	}
+		defer conn.Close()
+		return bytes.Equal(conn.ConnectionState().PeerCertificates[0].Raw, wantCert.Certificate[0])
+	}) == nil
 	if !served {
 		t.Errorf("the new TLS certificate is not served 10 s after the files were rewritten")
 	}
@@ -1855,16 +1739,15 @@ func TestDeployedServerMetrics(t *testing.T) {
 	} else if err != nil {
 		t.Fatal(err)
 	} else {
-		if out, code := run(t, nil, "healthcheck", "--url", "http://"+s.admin+"/readyz"); code != 0 {
+		if out, code := run(t, nil, "healthcheck", "--url", s.AdminURL()+"/readyz"); code != 0 {
 			t.Errorf("healthcheck fails with the database stopped: %s", out)
 		}
-		if out, code := run(t, nil, "healthcheck", "--url", "http://"+s.admin+"/readyz", "--check", "sequence_store"); code == 0 {
+		if out, code := run(t, nil, "healthcheck", "--url", s.AdminURL()+"/readyz", "--check", "sequence_store"); code == 0 {
 			t.Errorf("healthcheck --check sequence_store passes with the database stopped: %s", out)
 		}
 	}
 
-	s.stop(t)
-	if s.waitErr != nil {
-		t.Errorf("authserver serve exited with %v after SIGTERM\n%s", s.waitErr, s.out.String())
+	if err := s.Stop(15 * time.Second); err != nil {
+		t.Errorf("authserver serve exited with %v after SIGTERM\n%s", err, s.Out)
 	}
 }

@@ -57,6 +57,7 @@ func runTool(t *testing.T, timeout time.Duration, name string, args ...string) s
 //
 // The tools are required: without them this test fails, it does not skip.
 func TestAndroidExamples(t *testing.T) {
+	t.Parallel()
 	javac := requireTool(t, "javac", installJVM)
 	java := requireTool(t, "java", installJVM)
 	keytool := requireTool(t, "keytool", installJVM)

@@ -3,10 +3,8 @@ package examples
 import (
 	"context"
 	"crypto/sha256"
-	"crypto/x509"
 	"encoding/base64"
 	"encoding/json"
-	"encoding/pem"
 	"html"
 	"net"
 	"net/http"
@@ -20,6 +18,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/authserver-dev/authserver/internal/servertest"
 )
 
 // installChromium says how to get the browser the web example runs in.
@@ -66,15 +66,7 @@ func devBannerWithToken() func(line string) (string, bool) {
 // key (dev's self-signed certificate), not every certificate.
 func spkiHash(t *testing.T, certFile string) string {
 	t.Helper()
-	b, err := os.ReadFile(certFile)
-	if err != nil {
-		t.Fatal(err)
-	}
-	blk, _ := pem.Decode(b)
-	if blk == nil {
-		t.Fatalf("%s: no PEM block", certFile)
-	}
-	cert, err := x509.ParseCertificate(blk.Bytes)
+	cert, err := servertest.Certificate(certFile)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -138,6 +130,7 @@ func runPage(t *testing.T, chromium, pageURL string, extraFlags ...string) pageR
 // --ignore-certificate-errors-spki-list (that key only). Chromium is
 // required: without it this test fails, it does not skip.
 func TestWebExampleInChromium(t *testing.T) {
+	t.Parallel()
 	chromium := requireChromium(t)
 	bin := buildAuthserver(t)
 	devDir := filepath.Join(t.TempDir(), "dev")

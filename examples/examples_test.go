@@ -1,23 +1,22 @@
 package examples
 
 import (
-	"bufio"
-	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
-	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
-	"sync"
+	"syscall"
 	"testing"
 	"time"
+
+	"github.com/authserver-dev/authserver/internal/servertest"
 )
 
 // minNode is the oldest Node.js with a global fetch.
@@ -38,6 +37,7 @@ const installNode = "the web example's test needs Node.js 18+ (for its global fe
 //
 // Node.js is required: without it this test fails, it does not skip.
 func TestWebExample(t *testing.T) {
+	t.Parallel()
 	node := requireNode(t)
 	bin := buildAuthserver(t)
 	dir := t.TempDir()
@@ -108,16 +108,10 @@ func requireNode(t *testing.T) string {
 	return node
 }
 
-// buildAuthserver builds the real binary from ../cmd/authserver.
+// buildAuthserver returns the real binary, built once for the run.
 func buildAuthserver(t *testing.T) string {
 	t.Helper()
-	bin := filepath.Join(t.TempDir(), "authserver")
-	cmd := exec.Command("go", "build", "-o", bin, "./cmd/authserver")
-	cmd.Dir = ".."
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("go build ./cmd/authserver: %v\n%s", err, out)
-	}
-	return bin
+	return servertest.Binary(t)
 }
 
 var devURLRE = regexp.MustCompile(`public API\s+(https://\S+)`)
@@ -146,84 +140,35 @@ func startedLog(line string) (string, bool) {
 // configure it. Its output is logged when the test fails.
 func start(t *testing.T, bin string, args []string, addr func(line string) (string, bool)) string {
 	t.Helper()
-	cmd := exec.Command(bin, args...)
-	for _, kv := range os.Environ() {
-		if !strings.HasPrefix(kv, "AUTHSERVER_") {
-			cmd.Env = append(cmd.Env, kv)
-		}
-	}
-	stdout, err := cmd.StdoutPipe()
+	p, err := servertest.Launch(servertest.Options{Binary: bin, Args: args})
 	if err != nil {
 		t.Fatal(err)
 	}
-	stderr, err := cmd.StderrPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-
-	var (
-		mu     sync.Mutex
-		output bytes.Buffer
-		found  = make(chan string, 1)
-		once   sync.Once
-		reads  sync.WaitGroup
-	)
-	scan := func(r io.Reader) {
-		defer reads.Done()
-		sc := bufio.NewScanner(r)
-		for sc.Scan() {
-			line := sc.Text()
-			mu.Lock()
-			output.WriteString(line + "\n")
-			mu.Unlock()
-			if u, ok := addr(line); ok {
-				once.Do(func() { found <- u })
-			}
-		}
-		_, _ = io.Copy(io.Discard, r) // a line too long for the scanner: keep the pipe drained
-	}
-	reads.Add(2)
-	go scan(stdout)
-	go scan(stderr)
-	exited := make(chan struct{})
-	var waitErr error
-	go func() {
-		reads.Wait() // Wait closes the pipes: read them to the end first
-		waitErr = cmd.Wait()
-		close(exited)
-	}()
-	logs := func() string {
-		mu.Lock()
-		defer mu.Unlock()
-		return output.String()
-	}
-
 	t.Cleanup(func() {
-		_ = cmd.Process.Signal(os.Interrupt)
-		select {
-		case <-exited:
-		case <-time.After(15 * time.Second):
-			_ = cmd.Process.Kill()
-			<-exited
+		_ = p.Signal(syscall.SIGINT)
+		if err := p.Wait(15 * time.Second); err != nil && !p.Exited() {
+			p.Kill()
 			t.Errorf("authserver %s did not stop within 15 s of SIGINT", args[0])
 		}
 		if t.Failed() {
-			t.Logf("authserver %s output:\n%s", strings.Join(args, " "), logs())
+			t.Logf("authserver %s output:\n%s", strings.Join(args, " "), p.Out)
 		}
 	})
-
-	select {
-	case u := <-found:
-		return u
-	case <-exited:
-		t.Fatalf("authserver %s exited before serving (%v):\n%s", args[0], waitErr, logs())
-	case <-time.After(60 * time.Second):
-		t.Fatalf("authserver %s printed no address within 60 s:\n%s", args[0], logs())
+	var u string
+	found := func() bool {
+		for _, line := range strings.Split(p.Out.String(), "\n") {
+			if v, ok := addr(line); ok {
+				u = v
+				return true
+			}
+		}
+		return false
 	}
-	return ""
+	err = servertest.Poll(60*time.Second, "address", func() bool { return found() || p.Exited() })
+	if u == "" {
+		t.Fatalf("authserver %s printed no address (%v, exited: %v):\n%s", args[0], err, p.Exited(), p.Out)
+	}
+	return u
 }
 
 // runNode runs web/test.mjs with the given variables and fails the test

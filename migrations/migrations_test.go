@@ -17,21 +17,18 @@ import (
 	"github.com/authserver-dev/authserver/migrations"
 )
 
+func TestMain(m *testing.M) { pgtest.Main(m) }
+
 func mustPool(tb testing.TB, url string) *pgxpool.Pool {
 	tb.Helper()
-	pool, err := pgxpool.New(context.Background(), url)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(pool.Close)
-	return pool
+	return pgtest.Pool(tb, url)
 }
 
 // Four replicas starting at once: all must succeed (without the lock, the
 // losers fail with "relation already exists" or a duplicate version row),
 // and the schema must be applied exactly once.
 func TestUpConcurrentReplicas(t *testing.T) {
-	_, url := pgtest.New(t)
+	url := pgtest.DB(t)
 
 	// goose logs through the standard logger unless told otherwise.
 	var logged bytes.Buffer
@@ -101,7 +98,7 @@ func TestUpUnreachable(t *testing.T) {
 // reports each migration it applies and the version reached; Status reads the
 // version without migrating.
 func TestMigrateReports(t *testing.T) {
-	_, url := pgtest.New(t)
+	url := pgtest.DB(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	pool := mustPool(t, url)

@@ -24,6 +24,7 @@ func runCheckCLI(t *testing.T, env map[string]string, args ...string) (stdout st
 // TestCheckCommand: check validates what serve would load and prints a
 // summary, or every problem on its own line, without serving.
 func TestCheckCommand(t *testing.T) {
+	t.Parallel()
 	f := newServeFixture(t)
 	idp := oidctest.New(t)
 
@@ -43,7 +44,7 @@ func TestCheckCommand(t *testing.T) {
 		}
 	})
 	t.Run("good, online, Postgres and a provider", func(t *testing.T) {
-		_, dbURL := pgtest.New(t)
+		dbURL := pgtest.DB(t)
 		path := f.write(t, f.config()+"database_url: "+dbURL+"\nidentity_providers:\n  - issuer: "+idp.Issuer()+"\n    audience: my-app\n")
 		out, err := runCheckCLI(t, nil, "--config", path)
 		if err != nil {
@@ -155,7 +156,7 @@ func TestCheckCommand(t *testing.T) {
 // Sinch secret), says what it applied and the version, or that there was
 // nothing to do; migrate status prints the version.
 func TestMigrateCommand(t *testing.T) {
-	_, dbURL := pgtest.New(t)
+	dbURL := pgtest.DB(t)
 	dir := t.TempDir()
 	path := filepath.Join(dir, "authserver.yaml")
 	if err := os.WriteFile(path, []byte("database_url: "+dbURL+"\n"), 0o600); err != nil {

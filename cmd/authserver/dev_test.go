@@ -146,6 +146,7 @@ func checkCredentials(t *testing.T, s *server, apiKey, appKey, secretFile, user 
 // the spec, the admin listener, healthcheck, the TLS posture of the real
 // listener, refused callers, a clean stop, and logs free of secrets.
 func TestDev(t *testing.T) {
+	t.Parallel()
 	dataDir := t.TempDir()
 	s := startDev(t, dataDir)
 	secretFile := filepath.Join(dataDir, "dev-app-secret")

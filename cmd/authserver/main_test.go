@@ -10,76 +10,23 @@ import (
 	"crypto/x509"
 	"encoding/base64"
 	"encoding/json"
-	"fmt"
 	"io"
 	"net/http"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
-	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/authserver-dev/authserver/internal/config"
+	"github.com/authserver-dev/authserver/internal/pgtest"
+	"github.com/authserver-dev/authserver/internal/servertest"
 )
 
-// binDir holds the authserver binary built for the exit-code tests.
-var binDir string
-
-func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "authserver-bin-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	binDir = dir
-	code := m.Run()
-	os.RemoveAll(dir)
-	os.Exit(code)
-}
-
-var (
-	buildOnce sync.Once
-	buildErr  error
-)
-
-// authserverBinary builds the command once per test process (on first use,
-// so `go test -run` of other tests does not pay for it) and returns its path.
-func authserverBinary(t *testing.T) string {
-	t.Helper()
-	path := filepath.Join(binDir, "authserver")
-	buildOnce.Do(func() {
-		out, err := exec.Command("go", "build", "-o", path, ".").CombinedOutput()
-		if err != nil {
-			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
-		}
-	})
-	if buildErr != nil {
-		t.Fatal(buildErr)
-	}
-	return path
-}
-
-// lockedBuf is an io.Writer the server goroutines and the test share.
-type lockedBuf struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuf) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuf) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
+// TestMain closes the PostgreSQL cluster the tests share (pgtest.DB).
+func TestMain(m *testing.M) { pgtest.Main(m) }
 
 // envOf returns an environment that holds only m: tests never read the
 // real environment.
@@ -87,19 +34,21 @@ func envOf(m map[string]string) config.Env { return config.Env(m) }
 
 // runningCmd is `run` started in the background.
 type runningCmd struct {
-	stdout, stderr *lockedBuf
+	stdout, stderr *servertest.Buffer
 	cancel         context.CancelFunc
 	done           chan struct{}
 	err            error // valid after done is closed
+	exited         atomic.Bool
 }
 
 func startRun(t *testing.T, args []string, getenv config.Env) *runningCmd {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	rc := &runningCmd{stdout: &lockedBuf{}, stderr: &lockedBuf{}, cancel: cancel, done: make(chan struct{})}
+	rc := &runningCmd{stdout: &servertest.Buffer{}, stderr: &servertest.Buffer{}, cancel: cancel, done: make(chan struct{})}
 	go func() {
 		defer close(rc.done)
 		rc.err = run(ctx, args, getenv, rc.stdout, rc.stderr)
+		rc.exited.Store(true)
 	}()
 	t.Cleanup(func() {
 		cancel()
@@ -127,23 +76,17 @@ func (rc *runningCmd) stop(t *testing.T) error {
 
 // waitOutput polls buf until re matches and returns the submatches; it fails
 // the test if the run ends first or nothing matches within 15 s.
-func (rc *runningCmd) waitOutput(t *testing.T, buf *lockedBuf, re *regexp.Regexp) []string {
+func (rc *runningCmd) waitOutput(t *testing.T, buf *servertest.Buffer, re *regexp.Regexp) []string {
 	t.Helper()
-	deadline := time.Now().Add(15 * time.Second)
-	for {
-		if m := re.FindStringSubmatch(buf.String()); m != nil {
-			return m
-		}
-		select {
-		case <-rc.done:
-			t.Fatalf("run ended (err=%v) before printing %s\nstdout:\n%s\nstderr:\n%s", rc.err, re, rc.stdout, rc.stderr)
-		default:
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("no %s within 15 s\nstdout:\n%s\nstderr:\n%s", re, rc.stdout, rc.stderr)
-		}
-		time.Sleep(10 * time.Millisecond)
+	var m []string
+	err := servertest.Poll(15*time.Second, "output "+re.String(), func() bool {
+		m = re.FindStringSubmatch(buf.String())
+		return m != nil || rc.exited.Load()
+	})
+	if m == nil {
+		t.Fatalf("no %s (run ended: %v, err=%v; %v)\nstdout:\n%s\nstderr:\n%s", re, rc.exited.Load(), rc.err, err, rc.stdout, rc.stderr)
 	}
+	return m
 }
 
 // server is a running serve or dev, as a client sees it.

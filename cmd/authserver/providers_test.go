@@ -186,6 +186,7 @@ func readmeProviderBlocks(t *testing.T) map[string]string {
 // for the right Sinch user, and that a token with the wrong issuer or
 // audience (and each row's own bad variants) gets 401.
 func TestIdentityProviderShapes(t *testing.T) {
+	t.Parallel()
 	shapes := providerShapes()
 	blocks := readmeProviderBlocks(t)
 	idps := make([]*oidctest.Provider, len(shapes))
@@ -284,6 +285,7 @@ func TestIdentityProviderShapes(t *testing.T) {
 // Sinch's alphabet. Without a transform it is a 400; with each transform it
 // is a 200 for the mapped id, the same on every call.
 func TestAuth0UserIDsThroughTransform(t *testing.T) {
+	t.Parallel()
 	idp := oidctest.NewWithOptions(t, oidctest.Options{IssuerPath: "/"})
 	const sub = "google-oauth2|109312345678901234567"
 	sum := sha256.Sum256([]byte(sub))
@@ -337,6 +339,7 @@ func TestAuth0UserIDsThroughTransform(t *testing.T) {
 // logs it once as an error naming the provider and the problem, /readyz
 // says the same, and the document is not fetched again and again.
 func TestMisconfiguredProviderReported(t *testing.T) {
+	t.Parallel()
 	idp := oidctest.NewWithOptions(t, oidctest.Options{IssuerPath: "/tenant/", DiscoveryIssuer: "https://elsewhere.example/tenant/"})
 	f := newServeFixture(t)
 	path := f.write(t, f.config()+"identity_providers:\n  - issuer: "+idp.Issuer()+"\n    audience: my-app\n")

@@ -18,6 +18,7 @@ import (
 // endpoint, `healthcheck --check`, the verbose list and the
 // authserver_dependency_up metric show the outage.
 func TestReadinessForReplicas(t *testing.T) {
+	t.Parallel()
 	cluster, dbURL := pgtest.New(t)
 	idp := oidctest.New(t)
 	f := newServeFixture(t)

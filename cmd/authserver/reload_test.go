@@ -13,15 +13,12 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
-	"encoding/pem"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"os"
 	"path/filepath"
-	"regexp"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -34,30 +31,12 @@ import (
 	"github.com/authserver-dev/authserver/internal/app"
 	"github.com/authserver-dev/authserver/internal/auth/oidctest"
 	"github.com/authserver-dev/authserver/internal/config"
+	"github.com/authserver-dev/authserver/internal/servertest"
 	"github.com/authserver-dev/authserver/internal/signer"
 	"github.com/authserver-dev/authserver/internal/tlsutil"
 )
 
 const rlApp = "reload-app"
-
-// lines returns the JSON log lines whose msg is msg.
-func (l *lockedBuf) lines(t *testing.T, msg string) []map[string]any {
-	t.Helper()
-	var out []map[string]any
-	for _, line := range strings.Split(l.String(), "\n") {
-		if strings.TrimSpace(line) == "" {
-			continue
-		}
-		var m map[string]any
-		if err := json.Unmarshal([]byte(line), &m); err != nil {
-			t.Fatalf("log line is not JSON: %q", line)
-		}
-		if m["msg"] == msg {
-			out = append(out, m)
-		}
-	}
-	return out
-}
 
 func rlSecret(t *testing.T) string {
 	t.Helper()
@@ -159,15 +138,7 @@ func newRLFixture(t *testing.T, secret string) *rlFixture {
 // trust adds a PEM certificate to the client's roots and returns it.
 func (f *rlFixture) trust(t *testing.T, certFile string) *x509.Certificate {
 	t.Helper()
-	data, err := os.ReadFile(certFile)
-	if err != nil {
-		t.Fatal(err)
-	}
-	block, _ := pem.Decode(data)
-	if block == nil {
-		t.Fatalf("%s: no PEM block", certFile)
-	}
-	leaf, err := x509.ParseCertificate(block.Bytes)
+	leaf, err := servertest.Certificate(certFile)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -180,7 +151,7 @@ func (f *rlFixture) write(t *testing.T) { t.Helper(); rlWrite(t, f.cfgPath, f.cf
 // rlServer is a running server under test.
 type rlServer struct {
 	pub, admin string // host:port
-	log        *lockedBuf
+	log        *servertest.Buffer
 	client     *http.Client
 	pool       *x509.CertPool
 	reloads    chan error     // one per reload attempt (serve only)
@@ -200,7 +171,7 @@ func startRL(t *testing.T, f *rlFixture, o rlOpts) *rlServer {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := &rlServer{log: &lockedBuf{}, pool: f.pool, reloads: make(chan error, 1000)}
+	s := &rlServer{log: &servertest.Buffer{}, pool: f.pool, reloads: make(chan error, 1000)}
 	src := &app.Source{
 		Load:      func() (*config.Config, error) { return config.Load(f.cfgPath, getenv) },
 		File:      f.cfgPath,
@@ -250,7 +221,7 @@ func startRL(t *testing.T, f *rlFixture, o rlOpts) *rlServer {
 // addresses in the log.
 func startRLRun(t *testing.T, args []string) *rlServer {
 	t.Helper()
-	s := &rlServer{log: &lockedBuf{}}
+	s := &rlServer{log: &servertest.Buffer{}}
 	ctx, cancel := context.WithCancel(context.Background())
 	errc := make(chan error, 1)
 	go func() { errc <- run(ctx, args, nil, io.Discard, s.log) }()
@@ -262,21 +233,16 @@ func startRLRun(t *testing.T, args []string) *rlServer {
 			t.Error("run did not return")
 		}
 	})
-	deadline := time.Now().Add(15 * time.Second)
-	for time.Now().Before(deadline) {
-		select {
-		case err := <-errc:
-			t.Fatalf("run: %v\n%s", err, s.log)
-		default:
-		}
-		if l := s.log.lines(t, "authserver started"); len(l) > 0 {
-			s.pub, s.admin = l[0]["listen"].(string), l[0]["admin_listen"].(string)
-			return s
-		}
-		time.Sleep(10 * time.Millisecond)
+	var started []map[string]any
+	err := servertest.Poll(15*time.Second, "authserver started", func() bool {
+		started = s.log.Lines("authserver started")
+		return len(started) > 0 || len(errc) > 0
+	})
+	if len(started) == 0 {
+		t.Fatalf("run did not start (%v):\n%s", err, s.log)
 	}
-	t.Fatalf("run did not start:\n%s", s.log)
-	return nil
+	s.pub, s.admin = started[0]["listen"].(string), started[0]["admin_listen"].(string)
+	return s
 }
 
 func (s *rlServer) newClient(keepAlive bool) *http.Client {
@@ -357,36 +323,26 @@ func (s *rlServer) status(t *testing.T, hdr map[string]string) int {
 	return code
 }
 
-var rlCounterRE = regexp.MustCompile(`(?m)^authserver_config_reload_total\{result="(\w+)"\} (\d+)$`)
-
 // reloadCount scrapes /metrics over HTTP for authserver_config_reload_total.
 func (s *rlServer) reloadCount(t *testing.T, result string) int {
 	t.Helper()
-	resp, err := http.Get("http://" + s.admin + "/metrics")
+	text, err := servertest.Scrape("http://" + s.admin)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer resp.Body.Close()
-	body, _ := io.ReadAll(resp.Body)
-	for _, m := range rlCounterRE.FindAllStringSubmatch(string(body), -1) {
-		if m[1] == result {
-			n, _ := strconv.Atoi(m[2])
-			return n
-		}
+	series := `authserver_config_reload_total{result="` + result + `"}`
+	v, err := servertest.Samples(text, series)
+	if err != nil {
+		t.Fatal(err)
 	}
-	t.Fatalf("no authserver_config_reload_total{result=%q} in /metrics", result)
-	return 0
+	return int(v[series])
 }
 
 // waitCount waits until the reload counter for result reaches n.
 func (s *rlServer) waitCount(t *testing.T, result string, n int) {
 	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for s.reloadCount(t, result) < n {
-		if time.Now().After(deadline) {
-			t.Fatalf("authserver_config_reload_total{result=%q} did not reach %d; log:\n%s", result, n, s.log)
-		}
-		time.Sleep(50 * time.Millisecond)
+	if err := servertest.Poll(20*time.Second, "reload counter", func() bool { return s.reloadCount(t, result) >= n }); err != nil {
+		t.Fatalf("authserver_config_reload_total{result=%q} did not reach %d; log:\n%s", result, n, s.log)
 	}
 }
 
@@ -418,6 +374,7 @@ func TestReloadSecretRotationUnderLoad(t *testing.T) {
 	}
 	const workers = 8
 	var stop atomic.Bool
+	var done atomic.Int64 // requests finished
 	results := make([][]result, workers)
 	var wg sync.WaitGroup
 	for w := range workers {
@@ -427,10 +384,19 @@ func TestReloadSecretRotationUnderLoad(t *testing.T) {
 				r.code, r.tok, r.err = s.token(t, s.client, map[string]string{"X-API-Key": "key-one"})
 				r.end = time.Now()
 				results[w] = append(results[w], r)
+				done.Add(1)
 			}
 		})
 	}
-	time.Sleep(300 * time.Millisecond)
+	// Load on both sides of the reload: every worker busy, some requests done.
+	waitRequests := func(n int64) {
+		t.Helper()
+		if err := servertest.Poll(20*time.Second, "requests", func() bool { return done.Load() >= n }); err != nil {
+			stop.Store(true)
+			t.Fatal(err)
+		}
+	}
+	waitRequests(4 * workers)
 	rlWrite(t, f.cfg.secretFile, secretB+"\n"+secretA+"\n")
 	signalled := time.Now()
 	if err := syscall.Kill(os.Getpid(), syscall.SIGHUP); err != nil {
@@ -440,7 +406,7 @@ func TestReloadSecretRotationUnderLoad(t *testing.T) {
 		t.Fatalf("reload: %v", err)
 	}
 	reloaded := time.Now()
-	time.Sleep(300 * time.Millisecond)
+	waitRequests(done.Load() + 4*workers)
 	stop.Store(true)
 	wg.Wait()
 
@@ -479,7 +445,7 @@ func TestReloadSecretRotationUnderLoad(t *testing.T) {
 	if n := s.reloadCount(t, "success"); n != 1 {
 		t.Errorf("reload success counter = %d, want 1", n)
 	}
-	if l := s.log.lines(t, "configuration reloaded"); len(l) != 1 || l[0]["trigger"] != "signal" ||
+	if l := s.log.Lines("configuration reloaded"); len(l) != 1 || l[0]["trigger"] != "signal" ||
 		!strings.Contains(l[0]["changed"].(string), "applications["+rlApp+"].secrets") {
 		t.Errorf("want one reload log line naming the secrets; got %v", l)
 	}
@@ -532,7 +498,7 @@ func TestReloadInvalidKeepsRunning(t *testing.T) {
 	if n := s.reloadCount(t, "error"); n != 2 {
 		t.Errorf("error counter = %d after an unchanged broken file, want 2", n)
 	}
-	lines := s.log.lines(t, "configuration reload failed; keeping the running configuration")
+	lines := s.log.Lines("configuration reload failed; keeping the running configuration")
 	if len(lines) != 2 {
 		t.Fatalf("want two error lines, got %d:\n%s", len(lines), s.log)
 	}
@@ -810,7 +776,7 @@ func TestReloadRestartOnlyKeys(t *testing.T) {
 		t.Fatalf("key-two on the running listener: %d", c)
 	}
 	var keys []string
-	for _, l := range s.log.lines(t, "configuration change needs a restart to take effect; the running value is kept") {
+	for _, l := range s.log.Lines("configuration change needs a restart to take effect; the running value is kept") {
 		if l["level"] != "WARN" {
 			t.Errorf("restart line is not a warning: %v", l)
 		}

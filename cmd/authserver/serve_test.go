@@ -7,17 +7,16 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
-	"errors"
 	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/authserver-dev/authserver/internal/servertest"
 	"github.com/authserver-dev/authserver/internal/tlsutil"
 )
 
@@ -199,25 +198,14 @@ func TestServeRefusesBadConfig(t *testing.T) {
 	})
 }
 
-// runBinary runs the built command with an empty environment.
+// runBinary runs the built command with no AUTHSERVER_* variables.
 func runBinary(t *testing.T, args ...string) (code int, stdout, stderr string) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, authserverBinary(t), args...)
-	cmd.Env = []string{}
-	var o, e bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &o, &e
-	err := cmd.Run()
-	var ee *exec.ExitError
-	switch {
-	case err == nil:
-		return 0, o.String(), e.String()
-	case errors.As(err, &ee):
-		return ee.ExitCode(), o.String(), e.String()
+	stdout, stderr, code, err := servertest.Run(servertest.Binary(t), nil, 20*time.Second, args...)
+	if err != nil {
+		t.Fatal(err)
 	}
-	t.Fatalf("running %v: %v", args, err)
-	return 0, "", ""
+	return code, stdout, stderr
 }
 
 // TestBinaryExitCodes checks what main adds to run: exit 1 and exactly one

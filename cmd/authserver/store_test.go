@@ -178,6 +178,7 @@ var storeDamages = []storeDamage{
 // out before. (Before the guard: missing and empty started silently with
 // sequence 1, truncation died of SIGBUS, the damaged page panicked.)
 func TestEmbeddedStoreRefusesToStartOver(t *testing.T) {
+	t.Parallel()
 	for _, d := range storeDamages {
 		t.Run(d.name, func(t *testing.T) {
 			dataDir := filepath.Join(t.TempDir(), "data")
@@ -233,6 +234,7 @@ func devSequence(t *testing.T, s *server, user string) uint64 {
 // commit is newer, so the start is refused; without the guard the numbers
 // handed out since the copy came again.
 func TestEmbeddedStoreOlderCopyRefused(t *testing.T) {
+	t.Parallel()
 	dataDir := filepath.Join(t.TempDir(), "data")
 	env := map[string]string{"AUTHSERVER_SEQUENCE_CLOCK_FLOOR": "false"}
 	s := startDevEnv(t, dataDir, env)
@@ -271,6 +273,7 @@ func TestEmbeddedStoreOlderCopyRefused(t *testing.T) {
 // warning; and with the clock floor c's next number is still above the
 // rolled-back one (without it, c got that number again, silently).
 func TestEmbeddedStoreDamagedNewestMeta(t *testing.T) {
+	t.Parallel()
 	for _, floor := range []bool{true, false} {
 		t.Run(fmt.Sprintf("clock_floor=%t", floor), func(t *testing.T) {
 			dataDir := filepath.Join(t.TempDir(), "data")

@@ -1,33 +1,14 @@
 package auth
 
 import (
-	"bytes"
 	"log/slog"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/authserver-dev/authserver/internal/auth/oidctest"
+	"github.com/authserver-dev/authserver/internal/servertest"
 )
-
-// syncBuffer is a bytes.Buffer safe for the verifier's goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // TestDiscoveredJWKSURIWithQuery: Azure AD B2C's discovery document gives a
 // jwks_uri ending in "?p=<policy>". It must load, not be refused as a
@@ -64,7 +45,7 @@ func TestJWKSURLWithQuery(t *testing.T) {
 // says what is wrong, and the document is not fetched again and again.
 func TestMisconfiguredProviderNotRetried(t *testing.T) {
 	idp := oidctest.NewWithOptions(t, oidctest.Options{DiscoveryIssuer: "https://elsewhere.example/"})
-	logs := &syncBuffer{}
+	logs := &servertest.Buffer{}
 	v := mustVerifier(t, []Provider{oidcProvider(idp)}, VerifierOptions{
 		Logger: slog.New(slog.NewJSONHandler(logs, nil)),
 	})

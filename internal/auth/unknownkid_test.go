@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/golang-jwt/jwt/v5"
+
 	"github.com/authserver-dev/authserver/internal/auth/oidctest"
 )
 
@@ -16,12 +18,7 @@ import (
 // unusable for as long. Now the next fetch is allowed one interval later.
 func TestUnknownKIDRotationAfterJunk(t *testing.T) {
 	const interval = time.Second
-	now := testNow()
-	idp := oidctest.New(t)
-	prov := oidcProvider(idp)
-	prov.UnknownKIDRefreshInterval = interval
-	v := mustVerifier(t, []Provider{prov}, VerifierOptions{TokenCacheSize: -1})
-	claims := idp.Claims("alice", testAudience, now)
+	idp, v, claims := unknownKIDVerifier(t, interval)
 
 	junkAt := time.Now()
 	_, err := v.Verify(context.Background(), idp.SignWithKID("ES256", "junk-kid", claims))
@@ -51,12 +48,7 @@ func TestUnknownKIDRotationAfterJunk(t *testing.T) {
 // intervals) cost the provider at most one fetch per interval.
 func TestUnknownKIDFlood(t *testing.T) {
 	const interval = 500 * time.Millisecond
-	now := testNow()
-	idp := oidctest.New(t)
-	prov := oidcProvider(idp)
-	prov.UnknownKIDRefreshInterval = interval
-	v := mustVerifier(t, []Provider{prov}, VerifierOptions{TokenCacheSize: -1})
-	claims := idp.Claims("alice", testAudience, now)
+	idp, v, claims := unknownKIDVerifier(t, interval)
 	tokens := make([]string, 2000)
 	for i := range tokens {
 		tokens[i] = idp.SignWithKID("ES256", fmt.Sprintf("junk-%d", i), claims)
@@ -118,4 +110,15 @@ func TestUnknownKIDDefaultInterval(t *testing.T) {
 	if d := v.providers[0].kidInterval; d <= 0 || d > 30*time.Second {
 		t.Errorf("default unknown-kid refresh interval %v, want at most 30s", d)
 	}
+}
+
+// unknownKIDVerifier is a verifier of one provider that refetches for an
+// unknown kid at most once per interval, with no token cache.
+func unknownKIDVerifier(t *testing.T, interval time.Duration) (*oidctest.Provider, *Verifier, jwt.MapClaims) {
+	t.Helper()
+	idp := oidctest.New(t)
+	prov := oidcProvider(idp)
+	prov.UnknownKIDRefreshInterval = interval
+	v := mustVerifier(t, []Provider{prov}, VerifierOptions{TokenCacheSize: -1})
+	return idp, v, idp.Claims("alice", testAudience, testNow())
 }

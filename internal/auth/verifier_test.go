@@ -272,14 +272,7 @@ func TestVerifyKeyRotation(t *testing.T) {
 }
 
 func TestVerifyBackgroundRefresh(t *testing.T) {
-	now := testNow()
-	idp := oidctest.New(t)
-	var log refreshLog
-	v := mustVerifier(t, []Provider{oidcProvider(idp)}, VerifierOptions{
-		RefreshInterval: 20 * time.Millisecond,
-		OnRefresh:       log.record,
-	})
-	claims := idp.Claims("alice", testAudience, now)
+	idp, log, v, claims := refreshingVerifier(t)
 	// Use up the unknown-kid allowance so only the background refresh can
 	// bring the new keys.
 	_, _ = v.Verify(context.Background(), idp.SignWithKID("RS256", "nope", claims))
@@ -296,14 +289,7 @@ func TestVerifyBackgroundRefresh(t *testing.T) {
 }
 
 func TestVerifyProviderDownLater(t *testing.T) {
-	now := testNow()
-	idp := oidctest.New(t)
-	var log refreshLog
-	v := mustVerifier(t, []Provider{oidcProvider(idp)}, VerifierOptions{
-		RefreshInterval: 20 * time.Millisecond,
-		OnRefresh:       log.record,
-	})
-	claims := idp.Claims("alice", testAudience, now)
+	idp, log, v, claims := refreshingVerifier(t)
 	rs, es := idp.Sign("RS256", claims), idp.Sign("ES256", claims)
 
 	idp.Close()
@@ -591,4 +577,17 @@ func TestVerifyTokenWithoutKID(t *testing.T) {
 	if te := mustTokenError(t, err); te.Reason != ReasonBadSignature {
 		t.Errorf("foreign key without kid: Reason = %q, want %q", te.Reason, ReasonBadSignature)
 	}
+}
+
+// refreshingVerifier is a verifier of one provider that refreshes its keys
+// in the background every 20 ms, recording each refresh.
+func refreshingVerifier(t *testing.T) (*oidctest.Provider, *refreshLog, *Verifier, jwt.MapClaims) {
+	t.Helper()
+	idp := oidctest.New(t)
+	log := &refreshLog{}
+	v := mustVerifier(t, []Provider{oidcProvider(idp)}, VerifierOptions{
+		RefreshInterval: 20 * time.Millisecond,
+		OnRefresh:       log.record,
+	})
+	return idp, log, v, idp.Claims("alice", testAudience, testNow())
 }

@@ -31,6 +31,7 @@ import (
 	"github.com/authserver-dev/authserver/internal/core"
 	"github.com/authserver-dev/authserver/internal/httpapi"
 	"github.com/authserver-dev/authserver/internal/metrics"
+	"github.com/authserver-dev/authserver/internal/servertest"
 	"github.com/authserver-dev/authserver/internal/signer"
 )
 
@@ -115,7 +116,7 @@ type env struct {
 	srv    *httpapi.Server
 	public http.Handler
 	m      *metrics.Metrics
-	logs   *syncBuffer
+	logs   *servertest.Buffer
 	store  *memStore // nil when envOpts.store was set
 	idp    *oidctest.Provider
 	ts     *httptest.Server
@@ -125,7 +126,7 @@ type env struct {
 
 func newEnv(tb testing.TB, o envOpts) *env {
 	tb.Helper()
-	e := &env{tb: tb, now: o.now, logs: &syncBuffer{}, idp: sharedIDP(), busy: newInflight()}
+	e := &env{tb: tb, now: o.now, logs: &servertest.Buffer{}, idp: sharedIDP(), busy: newInflight()}
 	if e.now.IsZero() {
 		e.now = testNow
 	}
@@ -432,25 +433,6 @@ func (e *env) logLine(tb testing.TB, id, msg string) map[string]any {
 		tb.Fatalf("no %q log line for request %s in:\n%s", msg, id, e.logs.Bytes())
 	}
 	return found
-}
-
-// syncBuffer is a bytes.Buffer the server's goroutines may write while the
-// test reads it.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) Bytes() []byte {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return bytes.Clone(b.buf.Bytes())
 }
 
 // inflight counts requests inside the handler. A client can read the whole

@@ -14,6 +14,10 @@
 // instead; then only the operations that need no control over the server
 // process work.
 //
+// Tests that only need a database share one cluster per test process (DB,
+// DBFrom; TestMain calls Main to close it) and get a fresh database each;
+// tests that stop, kill or restart the server start their own (New).
+//
 // For the tests of lost commits, a cluster can also get a streaming
 // standby (StartStandby, NewStandby) to promote after killing it, and take
 // and restore a pg_dump (Dump, Restore); see standby.go.
@@ -182,12 +186,7 @@ func (c *Cluster) URL(db string) string {
 
 // CreateDatabase creates database name and returns its URL.
 func (c *Cluster) CreateDatabase(ctx context.Context, name string) (string, error) {
-	conn, err := pgx.Connect(ctx, c.URL(""))
-	if err != nil {
-		return "", fmt.Errorf("pgtest: connecting to create database %q: %w", name, err)
-	}
-	defer conn.Close(context.WithoutCancel(ctx))
-	if _, err := conn.Exec(ctx, "CREATE DATABASE "+pgx.Identifier{name}.Sanitize()); err != nil {
+	if err := c.exec(ctx, "CREATE DATABASE "+pgx.Identifier{name}.Sanitize()); err != nil {
 		return "", fmt.Errorf("pgtest: creating database %q: %w", name, err)
 	}
 	return c.URL(name), nil
@@ -196,15 +195,21 @@ func (c *Cluster) CreateDatabase(ctx context.Context, name string) (string, erro
 // dropDatabase removes database name, disconnecting its sessions. It is how
 // tests clean up after themselves on an external server.
 func (c *Cluster) dropDatabase(ctx context.Context, name string) error {
-	conn, err := pgx.Connect(ctx, c.URL(""))
-	if err != nil {
-		return fmt.Errorf("pgtest: connecting to drop database %q: %w", name, err)
-	}
-	defer conn.Close(context.WithoutCancel(ctx))
-	if _, err := conn.Exec(ctx, "DROP DATABASE IF EXISTS "+pgx.Identifier{name}.Sanitize()+" WITH (FORCE)"); err != nil {
+	if err := c.exec(ctx, "DROP DATABASE IF EXISTS "+pgx.Identifier{name}.Sanitize()+" WITH (FORCE)"); err != nil {
 		return fmt.Errorf("pgtest: dropping database %q: %w", name, err)
 	}
 	return nil
+}
+
+// exec runs one statement in the server's default database.
+func (c *Cluster) exec(ctx context.Context, sql string) error {
+	conn, err := pgx.Connect(ctx, c.URL(""))
+	if err != nil {
+		return err
+	}
+	defer conn.Close(context.WithoutCancel(ctx))
+	_, err = conn.Exec(ctx, sql)
+	return err
 }
 
 // Start starts the server again after Stop or Kill9, on the same port and

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/url"
 	"os"
 	"runtime"
 	"strings"
@@ -24,6 +25,18 @@ func mustConnect(tb testing.TB, url string) *pgx.Conn {
 	tb.Cleanup(func() { conn.Close(context.Background()) })
 	return conn
 }
+
+// newSeeded is New with a table t holding one row v, and a connection.
+func newSeeded(t *testing.T, v string) (*Cluster, string, *pgx.Conn) {
+	t.Helper()
+	c, url := New(t)
+	conn := mustConnect(t, url)
+	mustExec(t, conn, "create table t (v int); insert into t values ("+v+")")
+	return c, url, conn
+}
+
+// dbOf is the database name in a URL New returned.
+func dbOf(url string) string { return url[strings.LastIndex(url, "/")+1 : strings.Index(url, "?")] }
 
 func mustQueryString(tb testing.TB, conn *pgx.Conn, sql string) string {
 	tb.Helper()
@@ -72,9 +85,7 @@ func TestNew(t *testing.T) {
 
 func TestStopStart(t *testing.T) {
 	t.Parallel()
-	c, url := New(t)
-	conn := mustConnect(t, url)
-	mustExec(t, conn, "create table t (v int); insert into t values (42)")
+	c, url, conn := newSeeded(t, "42")
 	conn.Close(context.Background())
 
 	if err := c.Stop(); err != nil {
@@ -100,13 +111,11 @@ func TestStopStart(t *testing.T) {
 
 func TestKill9Start(t *testing.T) {
 	t.Parallel()
-	c, url := New(t)
-	setup := mustConnect(t, url)
-	mustExec(t, setup, "create table t (v int); insert into t values (7)")
+	c, url, setup := newSeeded(t, "7")
 
 	// Idle sessions are postmaster children that must be gone before a
 	// restart can succeed.
-	var held []*pgx.Conn
+	held := []*pgx.Conn{setup}
 	for range 3 {
 		held = append(held, mustConnect(t, url))
 	}
@@ -245,4 +254,68 @@ func TestDatabaseName(t *testing.T) {
 	if len(long) > 63 {
 		t.Errorf("name %q is %d bytes, over PostgreSQL's 63", long, len(long))
 	}
+}
+
+func TestMain(m *testing.M) { Main(m) }
+
+// TestDBSharesOneCluster: DB hands every test its own database on one
+// server; DBFrom's copies start with what setup made, and setup runs once.
+func TestDBSharesOneCluster(t *testing.T) {
+	a, b := DB(t), DB(t)
+	if a == b {
+		t.Fatalf("two DB calls returned the same database %s", a)
+	}
+	ua, ub := mustParseURL(t, a), mustParseURL(t, b)
+	if ua.Host != ub.Host {
+		t.Errorf("DB started two servers: %s and %s", ua.Host, ub.Host)
+	}
+	ctx := context.Background()
+	if _, err := mustConnect(t, a).Exec(ctx, "create table only_in_a (x int)"); err != nil {
+		t.Fatal(err)
+	}
+	var n int
+	if err := mustConnect(t, b).QueryRow(ctx, "select count(*) from pg_tables where tablename = 'only_in_a'").Scan(&n); err != nil || n != 0 {
+		t.Errorf("a table made in one test's database is in another's: %d %v", n, err)
+	}
+
+	setups := 0
+	setup := func(ctx context.Context, url string) error {
+		setups++
+		conn, err := pgx.Connect(ctx, url)
+		if err != nil {
+			return err
+		}
+		defer conn.Close(ctx)
+		_, err = conn.Exec(ctx, "create table seeded (x int); insert into seeded values (42)")
+		return err
+	}
+	for i := range 2 {
+		url := DBFrom(t, "seeded", setup)
+		if u := mustParseURL(t, url); u.Host != ua.Host {
+			t.Errorf("DBFrom used another server: %s", u.Host)
+		}
+		conn := mustConnect(t, url)
+		var x int
+		if err := conn.QueryRow(ctx, "select x from seeded").Scan(&x); err != nil || x != 42 {
+			t.Fatalf("copy %d: seeded row %d %v", i, x, err)
+		}
+		if _, err := conn.Exec(ctx, "insert into seeded values (1)"); err != nil {
+			t.Fatal(err)
+		}
+		if err := conn.QueryRow(ctx, "select count(*) from seeded").Scan(&x); err != nil || x != 2 {
+			t.Errorf("copy %d holds %d rows, want its own 2", i, x)
+		}
+	}
+	if setups != 1 {
+		t.Errorf("setup ran %d times, want once", setups)
+	}
+}
+
+func mustParseURL(t *testing.T, raw string) *url.URL {
+	t.Helper()
+	u, err := url.Parse(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return u
 }

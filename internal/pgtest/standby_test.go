@@ -2,9 +2,10 @@ package pgtest
 
 import (
 	"context"
-	"strings"
 	"testing"
 	"time"
+
+	"github.com/authserver-dev/authserver/internal/servertest"
 )
 
 // TestStandbyFailover makes a standby, checks that it streams the
@@ -12,10 +13,8 @@ import (
 // standby and writes to it.
 func TestStandbyFailover(t *testing.T) {
 	t.Parallel()
-	c, url := New(t)
-	db := url[strings.LastIndex(url, "/")+1 : strings.Index(url, "?")]
-	primary := mustConnect(t, url)
-	mustExec(t, primary, "create table t (v int); insert into t values (1)")
+	c, url, primary := newSeeded(t, "1")
+	db := dbOf(url)
 	s := NewStandby(t, c)
 	if s.HostPort() == c.HostPort() {
 		t.Fatalf("standby and primary share %s", s.HostPort())
@@ -23,12 +22,10 @@ func TestStandbyFailover(t *testing.T) {
 	mustExec(t, primary, "insert into t values (2)")
 
 	standby := mustConnect(t, s.URL(db))
-	deadline := time.Now().Add(30 * time.Second)
-	for mustQueryString(t, standby, "select count(*)::text from t") != "2" {
-		if time.Now().After(deadline) {
-			t.Fatal("the standby never saw the second row")
-		}
-		time.Sleep(20 * time.Millisecond)
+	if err := servertest.Poll(30*time.Second, "the standby sees the second row", func() bool {
+		return mustQueryString(t, standby, "select count(*)::text from t") == "2"
+	}); err != nil {
+		t.Fatal(err)
 	}
 	if _, err := standby.Exec(context.Background(), "insert into t values (3)"); err == nil {
 		t.Error("the standby accepted a write before promotion")
@@ -51,10 +48,8 @@ func TestStandbyFailover(t *testing.T) {
 // TestDumpRestore restores a dump taken before a change: the change is gone.
 func TestDumpRestore(t *testing.T) {
 	t.Parallel()
-	c, url := New(t)
-	db := url[strings.LastIndex(url, "/")+1 : strings.Index(url, "?")]
-	conn := mustConnect(t, url)
-	mustExec(t, conn, "create table t (v int); insert into t values (1)")
+	c, url, conn := newSeeded(t, "1")
+	db := dbOf(url)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	dump, err := c.Dump(ctx, db)

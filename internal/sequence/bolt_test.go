@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/authserver-dev/authserver/internal/pgtest"
 	"github.com/authserver-dev/authserver/internal/sequence"
 )
 
@@ -24,7 +25,7 @@ func TestMain(m *testing.M) {
 	if path := os.Getenv(holdBoltEnv); path != "" {
 		os.Exit(holdBolt(path))
 	}
-	os.Exit(m.Run())
+	pgtest.Main(m)
 }
 
 func holdBolt(path string) int {

@@ -17,7 +17,7 @@ func (c *fakeClock) now() time.Time { return time.UnixMicro(c.us.Load()) }
 // on the given clock.
 func flooredStores(t *testing.T, c *fakeClock) map[string]sequence.Store {
 	t.Helper()
-	_, url := mustDatabase(t)
+	url := mustDatabase(t)
 	floor := sequence.ClockFloor(c.now)
 	return map[string]sequence.Store{
 		"postgres":                 mustPostgres(t, url, sequence.PostgresOptions{Floor: floor}),

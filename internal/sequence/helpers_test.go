@@ -18,27 +18,38 @@ import (
 	"github.com/authserver-dev/authserver/migrations"
 )
 
-// mustDatabase starts a throwaway PostgreSQL with the schema applied.
-func mustDatabase(tb testing.TB) (*pgtest.Cluster, string) {
+// mustDatabase returns a fresh database with the schema applied, on the
+// package's shared PostgreSQL.
+func mustDatabase(tb testing.TB) string {
+	tb.Helper()
+	return pgtest.DBFrom(tb, "migrated", migrate)
+}
+
+// mustOwnDatabase is mustDatabase on a throwaway server of the test's own,
+// for the tests that stop or kill it.
+func mustOwnDatabase(tb testing.TB) (*pgtest.Cluster, string) {
 	tb.Helper()
 	c, url := pgtest.New(tb)
-	pool := mustPool(tb, url)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	if err := migrations.Up(ctx, pool); err != nil {
+	if err := migrate(ctx, url); err != nil {
 		tb.Fatal(err)
 	}
 	return c, url
 }
 
+func migrate(ctx context.Context, url string) error {
+	pool, err := pgxpool.New(ctx, url)
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+	return migrations.Up(ctx, pool)
+}
+
 func mustPool(tb testing.TB, url string) *pgxpool.Pool {
 	tb.Helper()
-	pool, err := pgxpool.New(context.Background(), url)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(pool.Close)
-	return pool
+	return pgtest.Pool(tb, url)
 }
 
 // mustPostgres returns a store on its own pool, closed when the test ends.

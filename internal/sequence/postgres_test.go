@@ -54,7 +54,7 @@ const healthy = 30 * time.Second
 // and one hot user.
 func TestPostgresConcurrentReplicas(t *testing.T) {
 	t.Parallel()
-	_, url := mustDatabase(t)
+	url := mustDatabase(t)
 	pool := mustPool(t, url)
 	for _, tc := range []struct {
 		name string
@@ -94,7 +94,7 @@ func TestPostgresConcurrentReplicas(t *testing.T) {
 
 func TestPostgresGroupCommitBatches(t *testing.T) {
 	t.Parallel()
-	_, url := mustDatabase(t)
+	url := mustDatabase(t)
 	for _, disable := range []bool{false, true} {
 		var log batchLog
 		s := mustPostgres(t, url, sequence.PostgresOptions{DisableGroupCommit: disable, Observer: log.observer(), StatementTimeout: healthy})
@@ -123,7 +123,7 @@ func TestPostgresGroupCommitBatches(t *testing.T) {
 // number is used up (the statement still commits) but never handed out.
 func TestPostgresCancelWhileWaiting(t *testing.T) {
 	t.Parallel()
-	_, url := mustDatabase(t)
+	url := mustDatabase(t)
 	pool := mustPool(t, url)
 	for _, disable := range []bool{false, true} {
 		app := "app"
@@ -177,7 +177,7 @@ func TestPostgresCancelWhileWaiting(t *testing.T) {
 // after the crash are above all values before it.
 func TestPostgresCrash(t *testing.T) {
 	t.Parallel()
-	cluster, url := mustDatabase(t)
+	cluster, url := mustOwnDatabase(t)
 	const timeout = time.Second
 	var log batchLog
 	s := mustPostgres(t, url, sequence.PostgresOptions{StatementTimeout: timeout, Observer: log.observer()})
@@ -307,7 +307,7 @@ func TestPostgresCrash(t *testing.T) {
 
 func TestPostgresUnreachable(t *testing.T) {
 	t.Parallel()
-	cluster, url := mustDatabase(t)
+	cluster, url := mustOwnDatabase(t)
 	s := mustPostgres(t, url, sequence.PostgresOptions{StatementTimeout: time.Second})
 	mustNext(t, s, "app", "u")
 	if err := cluster.Stop(); err != nil {
@@ -349,7 +349,7 @@ func TestPostgresUnreachable(t *testing.T) {
 // ErrClosed; none hangs and none gets a value twice.
 func TestPostgresCloseWhileBusy(t *testing.T) {
 	t.Parallel()
-	_, url := mustDatabase(t)
+	url := mustDatabase(t)
 	s := mustPostgres(t, url, sequence.PostgresOptions{StatementTimeout: healthy})
 	var (
 		mu    sync.Mutex

@@ -11,7 +11,7 @@ import (
 // stores returns one fresh store of each kind, by name.
 func stores(t *testing.T) map[string]sequence.Store {
 	t.Helper()
-	_, url := mustDatabase(t)
+	url := mustDatabase(t)
 	return map[string]sequence.Store{
 		"postgres":                 mustPostgres(t, url, sequence.PostgresOptions{}),
 		"postgres-no-group-commit": mustPostgres(t, url, sequence.PostgresOptions{DisableGroupCommit: true}),

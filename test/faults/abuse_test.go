@@ -59,7 +59,7 @@ func TestAbuse(t *testing.T) {
 	// applies before authentication, so the flood's address is throttled
 	// whatever it sends, valid API keys included.
 	good := startLoad(f, loadOpts{urls: []string{s.url()}, workers: 1, users: users("good", 5), jwtShare: 0.5, interval: 10 * time.Millisecond, localAddr: "127.0.0.2"})
-	time.Sleep(2 * time.Second)
+	good.waitOps(t, warmOps, time.Time{})
 
 	abuseStart := time.Now()
 	var wg sync.WaitGroup
@@ -89,7 +89,7 @@ func TestAbuse(t *testing.T) {
 	run("garbage", func(t *testing.T) string { return garbage(t, s) })
 	wg.Wait()
 	abuseEnd := time.Now()
-	time.Sleep(time.Second)
+	good.waitOps(t, 20, abuseEnd)
 	ops := good.Stop()
 
 	for _, name := range []string{"big body", "1000 headers", "slowloris", "flood", "garbage"} {

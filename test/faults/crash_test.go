@@ -29,7 +29,7 @@ type storeCase struct {
 
 var storeCases = []storeCase{
 	{"postgres", func(t *testing.T) (serverConfig, func(*server) map[string]uint64) {
-		_, url := pgtest.New(t)
+		url := pgtest.DB(t)
 		return serverConfig{DatabaseURL: url}, func(*server) map[string]uint64 { return committedPostgres(t, url) }
 	}, stallPostgres},
 	{"embedded", func(t *testing.T) (serverConfig, func(*server) map[string]uint64) {
@@ -48,14 +48,14 @@ func TestAuthserverKill9UnderLoad(t *testing.T) {
 			s := f.newServer("kill9-"+sc.name, cfg)
 			s.start()
 			l := startLoad(f, loadOpts{urls: []string{s.url()}, workers: 8, users: users("u", 20), jwtShare: 0.2})
-			time.Sleep(1500 * time.Millisecond)
+			l.waitOps(t, warmOps, time.Time{})
 
 			killAt := time.Now()
 			s.kill9()
 			time.Sleep(300 * time.Millisecond)
 			s.start()
 			readyAt := time.Now()
-			time.Sleep(1500 * time.Millisecond)
+			l.waitOps(t, warmOps, readyAt)
 			ops := l.Stop()
 			end := time.Now()
 			s.signal(syscall.SIGTERM)
@@ -109,7 +109,7 @@ func TestSIGTERMUnderLoad(t *testing.T) {
 			s := f.newServer("sigterm-"+sc.name, cfg)
 			s.start()
 			l := startLoad(f, loadOpts{urls: []string{s.url()}, workers: 8, users: users("u", 20), stopOnRefused: true})
-			time.Sleep(2 * time.Second)
+			l.waitOps(t, warmOps, time.Time{})
 
 			// With PostgreSQL, a transaction holds one user's row lock
 			// across the SIGTERM: the batch that includes that user, and

@@ -5,7 +5,6 @@ package faults
 import (
 	"context"
 	"fmt"
-	"net/http"
 	"net/url"
 	"strings"
 	"syscall"
@@ -68,7 +67,7 @@ func TestPostgresFailover(t *testing.T) {
 		t.Errorf("the asynchronous-standby warning with the floor on: %d lines", n)
 	}
 	l := startLoad(f, loadOpts{urls: []string{s.url()}, workers: 8, users: users("u", 20), jwtShare: 0.2})
-	time.Sleep(2 * time.Second)
+	l.waitOps(t, warmOps, time.Time{})
 
 	killAt := time.Now()
 	if err := primary.Kill9(); err != nil {
@@ -84,23 +83,7 @@ func TestPostgresFailover(t *testing.T) {
 		t.Fatal(err)
 	}
 	promoted := time.Now()
-	var recovered time.Time
-	if !l.waitFor(20*time.Second, func(ops []op) bool {
-		for _, o := range ops {
-			if o.kind == kindSig && o.status == http.StatusOK && o.start.After(promoted) {
-				recovered = o.end
-				return true
-			}
-		}
-		return false
-	}) {
-		l.Stop()
-		t.Fatalf("authserver did not resume within 20s of the promotion:\n%s", tail(s.logPath, 20))
-	}
-	time.Sleep(2 * time.Second)
-	steady := time.Now().Add(-1500 * time.Millisecond)
-	ops := l.Stop()
-	end := time.Now()
+	recovered, steady, ops, end := l.recovery(t, s, promoted, 20*time.Second, "the promotion")
 
 	all := count(ops, nil)
 	before := count(ops, func(o op) bool { return o.end.Before(killAt) })
@@ -152,14 +135,14 @@ func TestPostgresRestoreFromBackup(t *testing.T) {
 			s.start()
 			lo := loadOpts{urls: []string{s.url()}, workers: 8, users: users("u", 20)}
 			l := startLoad(f, lo)
-			time.Sleep(time.Second)
+			l.waitOps(t, warmOps, time.Time{})
 			ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 			defer cancel()
 			dump, err := cluster.Dump(ctx, db)
 			if err != nil {
 				t.Fatal(err)
 			}
-			time.Sleep(time.Second) // calls the backup does not have
+			l.waitOps(t, warmOps, time.Now()) // calls the backup does not have
 			ops := l.Stop()
 			s.signal(syscall.SIGTERM)
 			if err := s.wait(15 * time.Second); err != nil {
@@ -171,7 +154,7 @@ func TestPostgresRestoreFromBackup(t *testing.T) {
 			}
 			s.start()
 			l = startLoad(f, lo)
-			time.Sleep(1500 * time.Millisecond)
+			l.waitOps(t, warmOps, time.Time{})
 			ops = append(ops, l.Stop()...)
 
 			sc, problems := tallySequences(ops)

@@ -66,10 +66,11 @@ type op struct {
 
 // load is a running load generator.
 type load struct {
-	f    *fixture
-	o    loadOpts
-	stop chan struct{}
-	wg   sync.WaitGroup
+	f      *fixture
+	o      loadOpts
+	stop   chan struct{}
+	halted atomic.Bool // Stop was called
+	wg     sync.WaitGroup
 
 	tokens  chan struct{} // with rate: one per request a worker may send
 	dropped atomic.Int64  // with rate: tokens issued while the bucket was full
@@ -126,6 +127,7 @@ func (l *load) pace() {
 
 // Stop stops the workers (requests in flight finish) and returns every op.
 func (l *load) Stop() []op {
+	l.halted.Store(true)
 	close(l.stop)
 	l.wg.Wait()
 	return l.all()
@@ -153,14 +155,48 @@ func (l *load) waitFor(timeout time.Duration, cond func(ops []op) bool) bool {
 	return cond(l.all())
 }
 
-func (l *load) stopped() bool {
-	select {
-	case <-l.stop:
-		return true
-	default:
+// recovery waits until a signature request sent after since succeeds
+// (failing the test after timeout, naming what since was), lets the load run
+// on for 2 s and stops it. It returns when that first success ended, the
+// start of the steady window (the last 1.5 s), the ops and the stop time.
+func (l *load) recovery(t *testing.T, s *server, since time.Time, timeout time.Duration, what string) (recovered, steady time.Time, ops []op, end time.Time) {
+	t.Helper()
+	if !l.waitFor(timeout, func(ops []op) bool {
+		for _, o := range ops {
+			if o.kind == kindSig && o.status == http.StatusOK && o.start.After(since) {
+				recovered = o.end
+				return true
+			}
+		}
 		return false
+	}) {
+		l.Stop()
+		t.Fatalf("authserver did not recover within %s of %s:\n%s", timeout, what, tail(s.logPath, 20))
+	}
+	// A window of deliberate length: the steady state after recovery.
+	time.Sleep(2 * time.Second)
+	steady = time.Now().Add(-1500 * time.Millisecond)
+	ops = l.Stop()
+	return recovered, steady, ops, time.Now()
+}
+
+// warmOps is how many requests make "load" on one side of a fault.
+const warmOps = 100
+
+// waitOps waits until n requests that started after since have ended: load
+// on one side of a fault, established by what was served rather than by a
+// fixed sleep. It stops the load and fails the test after 30 s.
+func (l *load) waitOps(t testing.TB, n int, since time.Time) {
+	t.Helper()
+	if !l.waitFor(30*time.Second, func(ops []op) bool {
+		return count(ops, func(o op) bool { return o.start.After(since) }).sent >= n
+	}) {
+		l.Stop()
+		t.Fatalf("fewer than %d requests ended within 30 s", n)
 	}
 }
+
+func (l *load) stopped() bool { return l.halted.Load() }
 
 func (l *load) worker(w int) {
 	defer l.wg.Done()

@@ -12,7 +12,6 @@ import (
 	"crypto/x509"
 	"encoding/base64"
 	"encoding/hex"
-	"encoding/pem"
 	"errors"
 	"flag"
 	"fmt"
@@ -20,16 +19,15 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"runtime"
-	"strconv"
 	"strings"
 	"sync"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/authserver-dev/authserver/internal/pgtest"
+	"github.com/authserver-dev/authserver/internal/servertest"
 	"github.com/authserver-dev/authserver/internal/signer"
 	"github.com/authserver-dev/authserver/internal/tlsutil"
 )
@@ -39,31 +37,16 @@ var binPath string
 
 func TestMain(m *testing.M) {
 	flag.Parse()
-	dir, err := os.MkdirTemp("", "authserver-faults-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "faults:", err)
-		os.Exit(1)
-	}
-	binPath = filepath.Join(dir, "authserver")
-	goBin, err := exec.LookPath("go")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "faults: the go command is needed to build authserver:", err)
-		os.Exit(1)
-	}
 	start := time.Now()
-	cmd := exec.Command(goBin, "build", "-o", binPath, "github.com/authserver-dev/authserver/cmd/authserver")
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "faults: go build of cmd/authserver failed: %v\n%s", err, out)
-		os.RemoveAll(dir)
+	var err error
+	if binPath, err = servertest.Build(context.Background()); err != nil {
+		fmt.Fprintln(os.Stderr, "faults:", err)
 		os.Exit(1)
 	}
 	if testing.Verbose() {
 		fmt.Printf("faults: built %s in %s\n", binPath, time.Since(start).Round(time.Millisecond))
 	}
-	code := m.Run()
-	os.RemoveAll(dir)
-	os.Exit(code)
+	pgtest.Main(m) // runs the tests, then closes the cluster pgtest.DB shares
 }
 
 // fixture is what the servers of one test share: a self-signed TLS
@@ -112,15 +95,7 @@ func (f *fixture) addSecret(text string) int {
 // trust adds a PEM certificate file to the clients' roots.
 func (f *fixture) trust(certFile string) *x509.Certificate {
 	f.t.Helper()
-	b, err := os.ReadFile(certFile)
-	if err != nil {
-		f.t.Fatal(err)
-	}
-	blk, _ := pem.Decode(b)
-	if blk == nil {
-		f.t.Fatalf("%s: no PEM block", certFile)
-	}
-	c, err := x509.ParseCertificate(blk.Bytes)
+	c, err := servertest.Certificate(certFile)
 	if err != nil {
 		f.t.Fatal(err)
 	}
@@ -184,13 +159,7 @@ type server struct {
 	admAddr string
 
 	mu   sync.Mutex
-	proc *proc // nil when not started
-}
-
-type proc struct {
-	pid  int
-	done chan struct{} // closed once exited and reaped
-	err  error         // exit status, valid after done
+	proc *servertest.Process // nil when not started
 }
 
 // newServer writes a config for a server with its own free ports; start it
@@ -203,7 +172,14 @@ func (f *fixture) newServer(name string, sc serverConfig) *server {
 		cfgPath: filepath.Join(f.dir, name+".yaml"),
 		dataDir: filepath.Join(f.dir, name+"-data"),
 		logPath: filepath.Join(f.dir, name+".log"),
-		pubAddr: freeAddr(t), admAddr: freeAddr(t),
+	}
+	// Fixed ports, so that a restarted server is found at the same address.
+	var err error
+	if s.pubAddr, err = servertest.FreeAddr(); err == nil {
+		s.admAddr, err = servertest.FreeAddr()
+	}
+	if err != nil {
+		t.Fatal(err)
 	}
 	sum := sha256.Sum256([]byte(f.apiKey))
 	perIP := sc.PerIP
@@ -237,8 +213,7 @@ func (f *fixture) newServer(name string, sc serverConfig) *server {
 		p := s.proc
 		s.mu.Unlock()
 		if p != nil {
-			_ = syscall.Kill(p.pid, syscall.SIGKILL)
-			<-p.done
+			p.Kill()
 		}
 		if t.Failed() {
 			t.Logf("%s: last lines of %s:\n%s", s.name, s.logPath, tail(s.logPath, 30))
@@ -251,19 +226,6 @@ const (
 	idpIssuer   = "https://idp.faults.test/"
 	idpAudience = "faults"
 )
-
-// freeAddr returns a loopback address with a port that was free a moment
-// ago. Ports are fixed per server so that a restarted server is found at
-// the same address.
-func freeAddr(t testing.TB) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
-}
 
 func (s *server) url() string      { return "https://" + s.pubAddr }
 func (s *server) adminURL() string { return "http://" + s.admAddr }
@@ -288,31 +250,14 @@ func (s *server) launch() {
 		s.t.Fatal(err)
 	}
 	fmt.Fprintf(logf, "=== faults: starting %s at %s\n", s.name, time.Now().Format(time.RFC3339Nano))
-	cmd := exec.Command(binPath, "serve", "--config", s.cfgPath)
-	cmd.Env = cleanEnv()
-	cmd.Stdout, cmd.Stderr = logf, logf
-	// Pdeathsig: a test binary that dies takes its servers with it. It
-	// fires when the starting thread exits, so start and wait on one
-	// locked thread that lives as long as the child (as pgtest does).
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL, Setpgid: true}
-	p := &proc{done: make(chan struct{})}
-	started := make(chan error, 1)
-	go func() {
-		runtime.LockOSThread()
-		if err := cmd.Start(); err != nil {
-			started <- err
-			return
-		}
-		started <- nil
-		p.err = cmd.Wait()
-		close(p.done)
-	}()
-	err = <-started
-	logf.Close()
+	p, err := servertest.Launch(servertest.Options{
+		Binary: binPath, Args: []string{"serve", "--config", s.cfgPath},
+		Output: logf, Public: s.pubAddr, Admin: s.admAddr,
+	})
+	logf.Close() // the child holds its own copy
 	if err != nil {
-		s.t.Fatalf("%s: starting %s: %v", s.name, binPath, err)
+		s.t.Fatalf("%s: %v", s.name, err)
 	}
-	p.pid = cmd.Process.Pid
 	s.proc = p
 }
 
@@ -321,25 +266,8 @@ func (s *server) waitReady(timeout time.Duration) {
 	s.mu.Lock()
 	p := s.proc
 	s.mu.Unlock()
-	c := &http.Client{Timeout: time.Second}
-	deadline := time.Now().Add(timeout)
-	for {
-		resp, err := c.Get(s.adminURL() + "/readyz")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return
-			}
-		}
-		select {
-		case <-p.done:
-			s.t.Fatalf("%s exited during start-up (%v):\n%s", s.name, p.err, tail(s.logPath, 20))
-		default:
-		}
-		if time.Now().After(deadline) {
-			s.t.Fatalf("%s not ready after %s (last: %v):\n%s", s.name, timeout, err, tail(s.logPath, 20))
-		}
-		time.Sleep(20 * time.Millisecond)
+	if err := p.WaitReady(context.Background(), timeout); err != nil {
+		s.t.Fatalf("%s: %v:\n%s", s.name, err, tail(s.logPath, 20))
 	}
 }
 
@@ -349,7 +277,7 @@ func (s *server) pid() int {
 	if s.proc == nil {
 		return 0
 	}
-	return s.proc.pid
+	return s.proc.Pid()
 }
 
 // signal sends sig to the running process.
@@ -361,8 +289,8 @@ func (s *server) signal(sig syscall.Signal) {
 	if p == nil {
 		s.t.Fatalf("%s: not running", s.name)
 	}
-	if err := syscall.Kill(p.pid, sig); err != nil {
-		s.t.Fatalf("%s: kill -%d %d: %v", s.name, sig, p.pid, err)
+	if err := p.Signal(sig); err != nil {
+		s.t.Fatalf("%s: kill -%d %d: %v", s.name, sig, p.Pid(), err)
 	}
 }
 
@@ -383,14 +311,14 @@ func (s *server) wait(timeout time.Duration) error {
 		return nil
 	}
 	select {
-	case <-p.done:
+	case <-p.Done():
 	case <-time.After(timeout):
 		s.t.Fatalf("%s did not exit within %s", s.name, timeout)
 	}
 	s.mu.Lock()
 	s.proc = nil
 	s.mu.Unlock()
-	return p.err
+	return p.Err()
 }
 
 // exited reports whether the process has exited (crashed) on its own.
@@ -398,27 +326,7 @@ func (s *server) exited() bool {
 	s.mu.Lock()
 	p := s.proc
 	s.mu.Unlock()
-	if p == nil {
-		return true
-	}
-	select {
-	case <-p.done:
-		return true
-	default:
-		return false
-	}
-}
-
-// cleanEnv is the test's environment without AUTHSERVER_* variables, which
-// would override the generated config.
-func cleanEnv() []string {
-	var env []string
-	for _, kv := range os.Environ() {
-		if !strings.HasPrefix(kv, "AUTHSERVER_") {
-			env = append(env, kv)
-		}
-	}
-	return env
+	return p == nil || p.Exited()
 }
 
 // tail returns the last n lines of a file.
@@ -452,38 +360,14 @@ func (s *server) logCount(sub string) int {
 	return n
 }
 
-// scrape reads the admin listener's /metrics and returns the value of the
-// first sample whose line starts with name (name may include labels).
+// scrape reads the admin listener's /metrics and returns the value of each
+// series named (with its labels, as exposed).
 func (s *server) scrape(names ...string) (map[string]float64, error) {
-	c := &http.Client{Timeout: 5 * time.Second}
-	resp, err := c.Get(s.adminURL() + "/metrics")
+	text, err := servertest.Scrape(s.adminURL())
 	if err != nil {
 		return nil, err
 	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("/metrics: %s", resp.Status)
-	}
-	out := map[string]float64{}
-	sc := bufio.NewScanner(resp.Body)
-	sc.Buffer(make([]byte, 1<<20), 1<<20)
-	for sc.Scan() {
-		line := sc.Text()
-		for _, n := range names {
-			if strings.HasPrefix(line, n+" ") {
-				v, err := strconv.ParseFloat(strings.TrimSpace(line[len(n):]), 64)
-				if err == nil {
-					out[n] = v
-				}
-			}
-		}
-	}
-	for _, n := range names {
-		if _, ok := out[n]; !ok {
-			return nil, fmt.Errorf("/metrics has no %s", n)
-		}
-	}
-	return out, sc.Err()
+	return servertest.Samples(text, names...)
 }
 
 // readyStatus is the admin listener's /readyz status code (0 if unreachable).
@@ -532,17 +416,11 @@ func (f *fixture) newClientFrom(ip string) *http.Client {
 // runCLI runs the authserver binary with args and returns its stdout.
 func runCLI(t testing.TB, args ...string) (string, error) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, binPath, args...)
-	cmd.Env = cleanEnv()
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	err := cmd.Run()
-	if err != nil {
-		return stdout.String(), fmt.Errorf("authserver %s: %w: %s", args[0], err, strings.TrimSpace(stderr.String()))
+	stdout, stderr, code, err := servertest.Run(binPath, nil, 30*time.Second, args...)
+	if err == nil && code != 0 {
+		err = fmt.Errorf("authserver %s: exit status %d: %s", args[0], code, strings.TrimSpace(stderr))
 	}
-	return stdout.String(), nil
+	return stdout, err
 }
 
 // sleepCtx sleeps d or until done is closed.

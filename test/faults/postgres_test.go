@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/authserver-dev/authserver/internal/pgtest"
+	"github.com/authserver-dev/authserver/internal/servertest"
 )
 
 // TestPostgresKill9UnderLoad crashes PostgreSQL (kill -9 of the postmaster)
@@ -23,14 +24,18 @@ func TestPostgresKill9UnderLoad(t *testing.T) {
 	s.start()
 
 	l := startLoad(f, loadOpts{urls: []string{s.url()}, workers: 8, users: users("u", 20), jwtShare: 0.2})
-	time.Sleep(2 * time.Second)
+	l.waitOps(t, warmOps, time.Time{})
 
 	killAt := time.Now()
 	if err := cluster.Kill9(); err != nil {
 		t.Fatal(err)
 	}
 	down := time.Now() // the postmaster and all its children are gone
-	time.Sleep(500 * time.Millisecond)
+	if err := servertest.Poll(10*time.Second, "/readyz/sequence_store 503", func() bool {
+		return s.readyStatusOf("/readyz/sequence_store") == http.StatusServiceUnavailable
+	}); err != nil {
+		t.Error(err)
+	}
 	if code := s.readyStatus(); code != http.StatusOK {
 		t.Errorf("/readyz during the outage: %d, want 200 (JWTs are still served)", code)
 	}
@@ -45,23 +50,7 @@ func TestPostgresKill9UnderLoad(t *testing.T) {
 	}
 	up := time.Now()
 	// Recovered: a signature request sent after the restart succeeded.
-	var recovered time.Time
-	if !l.waitFor(15*time.Second, func(ops []op) bool {
-		for _, o := range ops {
-			if o.kind == kindSig && o.status == http.StatusOK && o.start.After(up) {
-				recovered = o.end
-				return true
-			}
-		}
-		return false
-	}) {
-		l.Stop()
-		t.Fatalf("authserver did not recover within 15s of PostgreSQL's restart:\n%s", tail(s.logPath, 20))
-	}
-	time.Sleep(2 * time.Second)
-	steady := time.Now().Add(-1500 * time.Millisecond)
-	ops := l.Stop()
-	end := time.Now()
+	recovered, steady, ops, end := l.recovery(t, s, up, 15*time.Second, "PostgreSQL's restart")
 
 	if code := s.readyStatusOf("/readyz/sequence_store"); code != http.StatusOK {
 		t.Errorf("/readyz/sequence_store after recovery: %d, want 200", code)

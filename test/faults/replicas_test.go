@@ -17,7 +17,7 @@ import (
 // user's sequences increase, and with no failed request every committed
 // value must have reached a client.
 func TestThreeReplicas(t *testing.T) {
-	_, dbURL := pgtest.New(t)
+	dbURL := pgtest.DB(t)
 	f := newFixture(t)
 	var replicas []*server
 	var urls []string

@@ -23,7 +23,7 @@ func TestSecretRotation(t *testing.T) {
 	s.start()
 	pid := s.pid()
 	l := startLoad(f, loadOpts{urls: []string{s.url()}, workers: 4, users: users("u", 10), jwtShare: 0.5})
-	time.Sleep(1500 * time.Millisecond)
+	l.waitOps(t, warmOps, time.Time{})
 
 	rewritten := time.Now()
 	replaceFile(t, f.secretFile, []byte(f.secretTexts[b]+"\n"+f.secretTexts[0]+"\n"))
@@ -40,7 +40,7 @@ func TestSecretRotation(t *testing.T) {
 		l.Stop()
 		t.Fatalf("no credential signed with the new secret 10s after the rewrite and SIGHUP:\n%s", tail(s.logPath, 20))
 	}
-	time.Sleep(1500 * time.Millisecond)
+	l.waitOps(t, warmOps, firstB.end)
 	ops := l.Stop()
 
 	all := count(ops, nil)

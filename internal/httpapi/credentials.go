@@ -182,13 +182,12 @@ func (s *Server) rateLimited(scope, what string, retry time.Duration) error {
 // checks the caller may have it: users only for themselves, API keys for any
 // valid user id but only of their applications.
 func (s *Server) resolve(c *call, appKey, userID string) error {
-	cfg := c.st.Config
 	if appKey == "" {
-		c.app = cfg.DefaultApplication()
+		c.app = c.st.defaultApplication()
 		if c.app == nil {
 			return badField("applicationKey", "is required: no default application is configured")
 		}
-	} else if c.app = cfg.Application(appKey); c.app == nil {
+	} else if c.app = c.st.application(appKey); c.app == nil {
 		return newError(http.StatusNotFound, "unknown-application", "Unknown application", "no application with this key is configured")
 	}
 	if !c.principal.MayUse(c.app.Key) {

@@ -15,13 +15,13 @@ func NextState(prev *State, cfg *config.Config, keys APIKeyAuthenticator, verifi
 		return NewState(cfg, keys, verifier)
 	}
 	old := prev.Config.RateLimits
-	return &State{
+	return (&State{
 		Config: cfg, APIKeys: keys, Verifier: verifier,
 		userLimit: carryLimiter(prev.userLimit, old.User, cfg.RateLimits.User),
 		ipLimit:   carryLimiter(prev.ipLimit, old.IP, cfg.RateLimits.IP),
 		keyLimit:  carryLimiter(prev.keyLimit, old.APIKey, cfg.RateLimits.APIKey),
 		failLimit: carryLimiter(prev.failLimit, old.IPFailedAuth, cfg.RateLimits.IPFailedAuth),
-	}
+	}).indexApps()
 }
 
 func carryLimiter(prev *keyedLimiter, was, now config.Rate) *keyedLimiter {

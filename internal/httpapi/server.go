@@ -62,17 +62,50 @@ type State struct {
 	// 429): X-RateLimit-* headers would cost header values on every
 	// response and tell anyone the configured limits.
 	userLimit, ipLimit, keyLimit, failLimit *keyedLimiter
+
+	// apps indexes Config.Applications by key and defaultApp is the
+	// default one, so that resolving a request's application costs the
+	// same with 1 or 1,000 applications configured.
+	apps       map[string]*config.Application
+	defaultApp *config.Application
+}
+
+// indexApps fills st's application index from st.Config.
+func (st *State) indexApps() *State {
+	st.apps = make(map[string]*config.Application, len(st.Config.Applications))
+	for i := range st.Config.Applications {
+		a := &st.Config.Applications[i]
+		st.apps[a.Key] = a
+	}
+	st.defaultApp = st.Config.DefaultApplication()
+	return st
+}
+
+// application returns the configured application with key, or nil.
+func (st *State) application(key string) *config.Application {
+	if st.apps == nil {
+		return st.Config.Application(key)
+	}
+	return st.apps[key]
+}
+
+// defaultApplication returns the default application, or nil.
+func (st *State) defaultApplication() *config.Application {
+	if st.apps == nil {
+		return st.Config.DefaultApplication()
+	}
+	return st.defaultApp
 }
 
 // NewState builds the per-config parts (rate limiters) around cfg.
 func NewState(cfg *config.Config, keys APIKeyAuthenticator, verifier TokenVerifier) *State {
-	return &State{
+	return (&State{
 		Config: cfg, APIKeys: keys, Verifier: verifier,
 		userLimit: newKeyedLimiter(cfg.RateLimits.User, time.Now),
 		ipLimit:   newKeyedLimiter(cfg.RateLimits.IP, time.Now),
 		keyLimit:  newKeyedLimiter(cfg.RateLimits.APIKey, time.Now),
 		failLimit: newKeyedLimiter(cfg.RateLimits.IPFailedAuth, time.Now),
-	}
+	}).indexApps()
 }
 
 // Options are the Server's dependencies, all passed in.

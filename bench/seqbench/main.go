@@ -1,7 +1,12 @@
 // Command seqbench measures the PostgreSQL sequence store with and without
 // group commit, over many users and on one hot user, in one run:
 //
-//	go run ./bench/seqbench [-c 64] [-d 5s] [-json] [-db URL]
+//	go run ./bench/seqbench [-c 64] [-d 5s] [-json] [-db URL] [-preload N]
+//
+// With -preload N it first measures group commit over many users on an
+// empty table (a0), then inserts N rows (user ids interleaved with the
+// measured ones, under the measured application) and runs the four
+// scenarios on that table; the report gives a/a0, the cost of a big table.
 //
 // Without -db it starts a throwaway PostgreSQL (internal/pgtest, which also
 // honours AUTHSERVER_TEST_DATABASE_URL) with fsync on, so every commit
@@ -55,6 +60,8 @@ type config struct {
 	MaxBatch    int           `json:"max_batch"`
 	Fsync       string        `json:"fsync"`
 	Server      string        `json:"server"`
+	Preload     int64         `json:"preload_rows,omitempty"`
+	PreloadTime time.Duration `json:"preload_ns,omitempty"`
 }
 
 // scenario is one measured configuration.
@@ -99,6 +106,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.IntVar(&cfg.MaxInFlight, "inflight", 0, "PostgresOptions.MaxInFlight (0: the store's default)")
 	fs.DurationVar(&cfg.Window, "window", 0, "PostgresOptions.Window (0: the store's default)")
 	fs.IntVar(&cfg.MaxBatch, "maxbatch", 0, "PostgresOptions.MaxBatch (0: the store's default)")
+	fs.Int64Var(&cfg.Preload, "preload", 0, "measure a on an empty table first, then insert this many rows before the scenarios (for example 10000000)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -142,6 +150,19 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 
 	rep := report{Config: cfg, Ratios: map[string]float64{}}
 	app := "seqbench-" + randomHex(8)
+	var empty *outcome
+	if cfg.Preload > 0 {
+		sc := scenario{"a0: group commit, many users, empty table", true, false}
+		fmt.Fprintf(stderr, "seqbench: %s ...\n", sc.Name)
+		out, err := measure(ctx, pool, "seqbench-empty-"+randomHex(8), cfg, sc)
+		if err != nil {
+			return err
+		}
+		empty = &out
+		if rep.Config.PreloadTime, err = preload(ctx, pool, app, cfg.Users, cfg.Preload, stderr); err != nil {
+			return err
+		}
+	}
 	for _, sc := range []scenario{
 		{"a: group commit, many users", true, false},
 		{"b: no group commit, many users", false, false},
@@ -163,6 +184,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	rep.Ratios["a/b"] = ratio(rep.Scenarios[0], rep.Scenarios[1])
 	rep.Ratios["c/d"] = ratio(rep.Scenarios[2], rep.Scenarios[3])
+	if empty != nil {
+		rep.Ratios["a/a0"] = ratio(rep.Scenarios[0], *empty)
+		rep.Scenarios = append([]outcome{*empty}, rep.Scenarios...)
+	}
 
 	if *asJSON {
 		enc := json.NewEncoder(stdout)
@@ -170,6 +195,26 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return enc.Encode(rep)
 	}
 	return printTable(stdout, rep)
+}
+
+// preload inserts n rows under app with user ids user-<users> ... so that
+// the measured users' rows (user-0 ...) lie spread among them in the
+// primary key, in chunks of a million rows, and analyzes the table.
+func preload(ctx context.Context, pool *pgxpool.Pool, app string, users int, n int64, stderr io.Writer) (time.Duration, error) {
+	began := time.Now()
+	const chunk = 1_000_000
+	for from := int64(users); from < int64(users)+n; from += chunk {
+		to := min(from+chunk, int64(users)+n) - 1
+		if _, err := pool.Exec(ctx, `INSERT INTO sequences (application_key, user_id, sequence)
+SELECT $1, 'user-' || g, 1 FROM generate_series($2::bigint, $3::bigint) g`, app, from, to); err != nil {
+			return 0, fmt.Errorf("preload: %w", err)
+		}
+		fmt.Fprintf(stderr, "seqbench: preloaded %d of %d rows (%v)\n", to-int64(users)+1, n, time.Since(began).Round(time.Second))
+	}
+	if _, err := pool.Exec(ctx, "ANALYZE sequences"); err != nil {
+		return 0, fmt.Errorf("preload: %w", err)
+	}
+	return time.Since(began), nil
 }
 
 // measure runs one scenario: a warm-up, then cfg.Callers goroutines calling
@@ -293,6 +338,10 @@ func printTable(w io.Writer, rep report) error {
 	}
 	_, err := fmt.Fprintf(w, "\nthroughput ratio a/b (group commit gain, many users): %.1fx\nthroughput ratio c/d (group commit gain, one hot user): %.1fx\n",
 		rep.Ratios["a/b"], rep.Ratios["c/d"])
+	if err == nil && c.Preload > 0 {
+		_, err = fmt.Fprintf(w, "throughput ratio a/a0 (%d rows preloaded in %v vs an empty table): %.2fx\n",
+			c.Preload, c.PreloadTime.Round(time.Second), rep.Ratios["a/a0"])
+	}
 	return err
 }
 

@@ -23,6 +23,7 @@ import (
 	"github.com/authserver-dev/authserver/internal/auth"
 	"github.com/authserver-dev/authserver/internal/config"
 	"github.com/authserver-dev/authserver/internal/httpapi"
+	"github.com/authserver-dev/authserver/internal/logbuf"
 	"github.com/authserver-dev/authserver/internal/metrics"
 	"github.com/authserver-dev/authserver/internal/sequence"
 	"github.com/authserver-dev/authserver/internal/signer"
@@ -90,14 +91,17 @@ func overlay(env config.Env, f serveFlags) config.Env {
 	return out
 }
 
-func newLogger(cfg *config.Config, w io.Writer) *slog.Logger {
+func newLogger(cfg *config.Config, out io.Writer) (*slog.Logger, *logbuf.Writer) {
+	// Records are batched: at most logbuf.DefaultInterval (50 ms) or 64 KiB
+	// of them wait in memory; serve closes the writer after the shutdown.
+	w := logbuf.New(out, logbuf.Options{})
 	var lvl slog.Level
 	_ = lvl.UnmarshalText([]byte(cfg.Log.Level))
 	opts := &slog.HandlerOptions{Level: lvl}
 	if cfg.Log.Format == "text" {
-		return slog.New(slog.NewTextHandler(w, opts))
+		return slog.New(slog.NewTextHandler(w, opts)), w
 	}
-	return slog.New(slog.NewJSONHandler(w, opts))
+	return slog.New(slog.NewJSONHandler(w, opts)), w
 }
 
 // started is told the listeners' addresses once both accept connections
@@ -109,7 +113,8 @@ type started func(public, admin net.Addr)
 // configuration from src on SIGHUP and when its files change (reload.go);
 // a nil src never reloads.
 func serve(ctx context.Context, cfg *config.Config, logOut io.Writer, onStart started, src *reloadSource) error {
-	logger := newLogger(cfg, logOut)
+	logger, logw := newLogger(cfg, logOut)
+	defer logw.Close() // runs last: every record, up to "stopped", is written
 	for _, w := range cfg.Warnings {
 		logger.Warn("config: " + w)
 	}

@@ -92,16 +92,19 @@ func overlay(env config.Env, f serveFlags) config.Env {
 }
 
 func newLogger(cfg *config.Config, out io.Writer) (*slog.Logger, *logbuf.Writer) {
-	// Records are batched: at most logbuf.DefaultInterval (50 ms) or 64 KiB
-	// of them wait in memory; serve closes the writer after the shutdown.
+	// Info records are batched: at most logbuf.DefaultInterval (50 ms) or
+	// 64 KiB of them wait in memory; serve closes the writer after the
+	// shutdown.
 	w := logbuf.New(out, logbuf.Options{})
 	var lvl slog.Level
 	_ = lvl.UnmarshalText([]byte(cfg.Log.Level))
 	opts := &slog.HandlerOptions{Level: lvl}
+	var h slog.Handler = slog.NewJSONHandler(w, opts)
 	if cfg.Log.Format == "text" {
-		return slog.New(slog.NewTextHandler(w, opts)), w
+		h = slog.NewTextHandler(w, opts)
 	}
-	return slog.New(slog.NewJSONHandler(w, opts)), w
+	// Warnings and errors are written at once.
+	return slog.New(logbuf.FlushAt(h, w, slog.LevelWarn)), w
 }
 
 // started is told the listeners' addresses once both accept connections

@@ -10,14 +10,17 @@
 //   - at once when MaxBuffer bytes (64 KiB) are waiting, which bounds both
 //     the memory held and what a crash can lose under heavy load;
 //   - on Flush and on Close, which serve calls after the graceful shutdown,
-//     so no record is lost when the process stops normally.
+//     so no record is lost when the process stops normally;
+//   - at once after a warning or an error, with a handler wrapped by FlushAt.
 //
 // Each Write is kept whole (slog handlers write one record per call), so
 // lines are never split or interleaved.
 package logbuf
 
 import (
+	"context"
 	"io"
+	"log/slog"
 	"sync"
 	"time"
 )
@@ -141,4 +144,34 @@ func (w *Writer) Close() error {
 		err = err2
 	}
 	return err
+}
+
+// FlushAt wraps h so that a record at level or above (a warning, an error)
+// is written out at once, together with everything buffered before it:
+// those are rare, and an operator or a test watching the output should not
+// wait for them. The per-request info records stay batched.
+func FlushAt(h slog.Handler, w *Writer, level slog.Level) slog.Handler {
+	return &flushHandler{Handler: h, w: w, level: level}
+}
+
+type flushHandler struct {
+	slog.Handler
+	w     *Writer
+	level slog.Level
+}
+
+func (f *flushHandler) Handle(ctx context.Context, r slog.Record) error {
+	err := f.Handler.Handle(ctx, r)
+	if r.Level >= f.level {
+		_ = f.w.Flush()
+	}
+	return err
+}
+
+func (f *flushHandler) WithAttrs(as []slog.Attr) slog.Handler {
+	return &flushHandler{Handler: f.Handler.WithAttrs(as), w: f.w, level: f.level}
+}
+
+func (f *flushHandler) WithGroup(name string) slog.Handler {
+	return &flushHandler{Handler: f.Handler.WithGroup(name), w: f.w, level: f.level}
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"log/slog"
 	"strings"
 	"sync"
 	"testing"
@@ -234,4 +235,22 @@ func TestWriterError(t *testing.T) {
 func BenchmarkJSONLog(b *testing.B) {
 	b.Run("direct", func(b *testing.B) { benchLog(b, false) })
 	b.Run("logbuf", func(b *testing.B) { benchLog(b, true) })
+}
+
+// TestFlushAt: a warning goes out at once with the info records before
+// it; info records alone wait.
+func TestFlushAt(t *testing.T) {
+	out := &syncBuf{}
+	ft := &fakeTimers{}
+	w := New(out, Options{afterFunc: ft.afterFunc})
+	logger := slog.New(FlushAt(slog.NewTextHandler(w, nil), w, slog.LevelWarn)).With("k", "v")
+	logger.Info("first")
+	if out.Writes() != 0 {
+		t.Fatal("an info record was written at once")
+	}
+	logger.Warn("careful")
+	got := out.String()
+	if !strings.Contains(got, "msg=first") || !strings.Contains(got, "msg=careful") || strings.Index(got, "first") > strings.Index(got, "careful") {
+		t.Fatalf("after a warning: %q", got)
+	}
 }

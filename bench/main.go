@@ -12,12 +12,23 @@
 //	b        JWT via RS256 identity token (distinct tokens per virtual user): authserver vs baseline
 //	c        signature, many users, Postgres: group commit vs sequence.disable_group_commit
 //	d        signature, one hot user, Postgres: group commit vs disable_group_commit
-//	e        signature, many users, embedded store (no comparison)
+//	e        signature vs JWT via API key, many users, embedded store
+//	h        signature vs JWT via API key, many users, Postgres (fsync on)
 //	cf, ef   c's and e's load with sequence.clock_floor on (the default) vs off
 //	         (not run by default: go run ./bench c e cf ef)
 //	f        new TLS connection per request (resumption on): authserver JWT vs a bare net/http TLS server
 //	g        mixed 90% JWT / 10% signature, Postgres group commit, vs baseline (JWT only)
+//	apps     JWT via API key: 1,000 applications configured vs 1
+//	keys     JWT via API key: 1,000 API keys configured vs 1
+//	idps     JWT via RS256 identity token: 100 identity providers configured vs 1
 //	startup  exec to /readyz 200 with the embedded store, median of -startup-runs
+//
+// Every scenario also runs, in the same rounds, two yardsticks (unless one
+// of its sides already is one): the hello-world TLS server (bench/baseline
+// -mode hello, a fixed 400-byte JSON body for every POST: the stack's limit)
+// and the lean mint (bench/baseline -mode jwt); every side reports its
+// median-of-rounds ratio to both. -yardsticks=false leaves them out.
+//
 //	other    JWT via API key: this checkout's authserver vs the binary named by -other
 //	         (for example one built from another commit), to measure a change
 //
@@ -71,6 +82,7 @@ type options struct {
 	GoVersion   string        `json:"go_version"`
 	CPUs        int           `json:"cpus"`
 	Scenarios   []string      `json:"scenarios"`
+	Yardsticks  bool          `json:"yardsticks"`
 	// AuthserverBin is set when -authserver-bin replaced the checkout's build.
 	AuthserverBin string `json:"authserver_bin,omitempty"`
 	databaseURL   string
@@ -101,11 +113,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.StringVar(&o.pprofScen, "pprof-scenarios", "a,c", "with -pprof: the scenarios to profile, comma-separated")
 	fs.StringVar(&o.authBin, "authserver-bin", "", "run this authserver binary instead of the checkout's build (the baseline is still built)")
 	fs.StringVar(&o.other, "other", "", "scenario other: an authserver binary to compare this checkout's with")
+	fs.BoolVar(&o.Yardsticks, "yardsticks", true, "run the hello-world TLS server and the lean mint in every scenario's rounds")
 	fs.BoolVar(&o.asJSON, "json", false, "print the report as JSON")
 	fs.StringVar(&o.jsonFile, "json-file", "", "also write the JSON report to this file")
 	fs.BoolVar(&o.keep, "keep", false, "keep the temporary directory (binaries, configs, server logs)")
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: go run ./bench [flags] [a b c d e f g cf ef startup]")
+		fmt.Fprintln(stderr, "usage: go run ./bench [flags] [a b c d e h f g apps keys idps cf ef startup]")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -122,11 +135,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	o.Scenarios = fs.Args()
 	if len(o.Scenarios) == 0 {
-		o.Scenarios = []string{"a", "b", "c", "d", "e", "f", "g", "startup"}
+		o.Scenarios = []string{"a", "b", "c", "d", "e", "h", "f", "g", "apps", "keys", "idps", "startup"}
 	}
 	for _, s := range o.Scenarios {
 		if _, ok := scenarios[s]; !ok && s != "startup" {
-			return fmt.Errorf("unknown scenario %q (want a b c d e f g cf ef startup)", s)
+			return fmt.Errorf("unknown scenario %q (want a b c d e h f g apps keys idps cf ef startup)", s)
 		}
 	}
 	o.GoVersion, o.CPUs = runtime.Version(), runtime.NumCPU()
@@ -261,8 +274,21 @@ var scenarios = map[string]scenario{
 	"d": {ID: "d", Title: "signature, one hot user, Postgres",
 		A: side{"group commit", authPG, loadSigHot}, B: &side{"no group commit", authPGNoGC, loadSigHot},
 		Ratio: "group commit/none"},
-	"e": {ID: "e", Title: "signature, many users, embedded store",
-		A: side{"authserver bolt", authBolt, loadSigMany}},
+	"e": {ID: "e", Title: "signature vs JWT, many users, embedded store",
+		A: side{"signature bolt", authBolt, loadSigMany}, B: &side{"JWT via API key", authBolt, loadJWTKey},
+		Ratio: "signature/JWT"},
+	"h": {ID: "h", Title: "signature vs JWT, many users, Postgres (fsync on)",
+		A: side{"signature pg", authPG, loadSigMany}, B: &side{"JWT via API key", authPG, loadJWTKey},
+		Ratio: "signature/JWT"},
+	"apps": {ID: "apps", Title: "JWT via API key, 1,000 applications vs 1",
+		A: side{"1,000 applications", authBoltApps, loadJWTKey}, B: &side{"1 application", authBolt, loadJWTKey},
+		Ratio: "1000/1"},
+	"keys": {ID: "keys", Title: "JWT via API key, 1,000 API keys vs 1",
+		A: side{"1,000 API keys", authBoltKeys, loadJWTKey}, B: &side{"1 API key", authBolt, loadJWTKey},
+		Ratio: "1000/1"},
+	"idps": {ID: "idps", Title: "JWT via RS256 identity token, 100 identity providers vs 1",
+		A: side{"100 providers", authBoltIdPs, loadJWTBearer}, B: &side{"1 provider", authBolt, loadJWTBearer},
+		Ratio: "100/1"},
 	"cf": {ID: "cf", Title: "signature, many users, Postgres: sequence.clock_floor on vs off",
 		A: side{"clock floor on", authPG, loadSigMany}, B: &side{"clock floor off", authPGNoFloor, loadSigMany},
 		Ratio: "floor on/off"},
@@ -296,6 +322,8 @@ type round struct {
 	// window and the Next calls per commit (authserver_sequence_batch_size).
 	Statements int64   `json:"store_commits,omitempty"`
 	MeanBatch  float64 `json:"store_calls_per_commit,omitempty"`
+	// CommitTime is the store's commit time summed over the window.
+	CommitTime time.Duration `json:"store_commit_time_ns,omitempty"`
 }
 
 // sideResult aggregates a side's rounds.
@@ -315,6 +343,16 @@ type sideResult struct {
 	Resumed         float64       `json:"tls_resumed_fraction,omitempty"`
 	MeanBatch       float64       `json:"store_calls_per_commit,omitempty"`
 	LogBytes        int64         `json:"log_bytes_per_req,omitempty"`
+	// VsHello and VsMint are the median over rounds of this side's req/s
+	// over the hello-world TLS server's and the lean mint's.
+	VsHello float64 `json:"vs_hello,omitempty"`
+	VsMint  float64 `json:"vs_mint,omitempty"`
+	// MeanCommit is the sequence store's mean commit (one fsync or one
+	// Postgres transaction) in the measured windows; StoreBound is what it
+	// allows: connections / MeanCommit, each commit serving every waiting
+	// caller.
+	MeanCommit time.Duration `json:"store_mean_commit_ns,omitempty"`
+	StoreBound float64       `json:"store_bound_req_per_sec,omitempty"`
 }
 
 type scenarioResult struct {
@@ -350,6 +388,9 @@ type report struct {
 func runScenario(ctx context.Context, e *env, o options, idp *oidctest.Provider, sc scenario, dbs [2]string, stderr io.Writer) (scenarioResult, error) {
 	res := scenarioResult{scenario: sc}
 	sides := sc.sides()
+	if o.Yardsticks {
+		sides = append(sides, yardstickSides(sc)...)
+	}
 	servers := make([]*server, len(sides))
 	drivers := make([]*driver, len(sides))
 	defer func() {
@@ -368,7 +409,7 @@ func runScenario(ctx context.Context, e *env, o options, idp *oidctest.Provider,
 		bearers = makeBearers(idp, o.Conns, o.TokensPerVU)
 	}
 	for i, sd := range sides {
-		s, err := e.start(ctx, sd.Server, startOptions{databaseURL: withPoolSize(dbs[i], o.PGConns)})
+		s, err := e.start(ctx, sd.Server, startOptions{databaseURL: withPoolSize(dbs[min(i, 1)], o.PGConns)})
 		if err != nil {
 			return res, err
 		}
@@ -385,7 +426,7 @@ func runScenario(ctx context.Context, e *env, o options, idp *oidctest.Provider,
 	elapsed := make([]time.Duration, len(sides))
 	cpu := make([]time.Duration, len(sides))
 	ccpu := make([]time.Duration, len(sides))
-	var hs, resumed [2]int64
+	hs, resumed := make([]int64, len(sides)), make([]int64, len(sides))
 	for r := range o.Rounds {
 		for i, sd := range sides {
 			fmt.Fprintf(stderr, "bench: %s round %d/%d: %s (%s, %s) ...\n", sc.ID, r+1, o.Rounds, sd.Label, sd.Server, sd.Load)
@@ -420,6 +461,7 @@ func runScenario(ctx context.Context, e *env, o options, idp *oidctest.Provider,
 			if n := b1.count - b0.count; n > 0 {
 				rd.Statements = int64(n)
 				rd.MeanBatch = (b1.sum - b0.sum) / n
+				rd.CommitTime = time.Duration((b1.dsum - b0.dsum) * 1e9)
 			}
 			sr.Rounds = append(sr.Rounds, rd)
 			sr.Requests += st.Requests
@@ -459,15 +501,22 @@ func runScenario(ctx context.Context, e *env, o options, idp *oidctest.Provider,
 			sr.Resumed = float64(resumed[i]) / float64(hs[i])
 		}
 		var stmts, calls float64
+		var commit time.Duration
 		for _, rd := range sr.Rounds {
 			stmts += float64(rd.Statements)
 			calls += rd.MeanBatch * float64(rd.Statements)
+			commit += rd.CommitTime
 		}
 		if stmts > 0 {
 			sr.MeanBatch = calls / stmts
+			sr.MeanCommit = time.Duration(float64(commit) / stmts)
+			if sr.MeanCommit > 0 {
+				sr.StoreBound = float64(o.Conns) / sr.MeanCommit.Seconds()
+			}
 		}
 	}
-	if len(sides) == 2 && res.Sides[1].ReqPerSec > 0 && res.Sides[1].P99 > 0 {
+	yardstickRatios(&res)
+	if sc.B != nil && res.Sides[1].ReqPerSec > 0 && res.Sides[1].P99 > 0 {
 		res.RatioReqPerSec = res.Sides[0].ReqPerSec / res.Sides[1].ReqPerSec
 		res.RatioP99 = float64(res.Sides[0].P99) / float64(res.Sides[1].P99)
 		if res.Sides[1].CPUPerReq > 0 {
@@ -532,7 +581,7 @@ func measureStartup(ctx context.Context, e *env, runs int, stderr io.Writer) (*s
 	return res, nil
 }
 
-// targetResult is one of issue 6's targets, measured.
+// targetResult is one of issue 6's and issue 16's targets, measured.
 type targetResult struct {
 	Scenario string `json:"scenario"`
 	Target   string `json:"target"`
@@ -546,15 +595,27 @@ func checkTargets(rep report) []targetResult {
 		out = append(out, targetResult{id, target, measured, met})
 	}
 	for _, r := range rep.Results {
-		rss := float64(r.Sides[0].PeakRSSKB) / 1024
+		rss := 0.0
+		for _, s := range r.Sides {
+			if s.Server.isAuthserver() {
+				rss = max(rss, float64(s.PeakRSSKB)/1024)
+			}
+		}
+		if rss > 0 {
+			add(r.ID, "authserver peak RSS <= 64 MiB", fmt.Sprintf("%.1f MiB", rss), rss <= 64)
+		}
 		switch r.ID {
 		case "a":
-			add("a", "req/s >= 0.90x baseline", fmt.Sprintf("%.2fx", r.RatioReqPerSec), r.RatioReqPerSec >= 0.90)
-			add("a", "p99 <= 1.2x baseline", fmt.Sprintf("%.2fx", r.RatioP99), r.RatioP99 <= 1.2)
-			add("a", "authserver peak RSS <= 64 MiB", fmt.Sprintf("%.1f MiB", rss), rss <= 64)
+			if h := r.Sides[0].VsHello; h > 0 {
+				add("a", "req/s >= 0.65x hello-world TLS", fmt.Sprintf("%.2fx", h), h >= 0.65)
+			}
+			add("a", "req/s >= 1.1x lean mint", fmt.Sprintf("%.2fx", r.MedianRoundRatio), r.MedianRoundRatio >= 1.1)
+		case "e", "h":
+			add(r.ID, "signature >= 0.5x JWT", fmt.Sprintf("%.2fx", r.MedianRoundRatio), r.MedianRoundRatio >= 0.5)
+		case "apps", "keys", "idps":
+			add(r.ID, "req/s within 5% of 1", fmt.Sprintf("%.3fx", r.MedianRoundRatio), r.MedianRoundRatio >= 0.95)
 		case "c":
 			add("c", "req/s >= 5x no group commit", fmt.Sprintf("%.1fx", r.RatioReqPerSec), r.RatioReqPerSec >= 5)
-			add("c", "authserver peak RSS <= 64 MiB", fmt.Sprintf("%.1f MiB", rss), rss <= 64)
 		case "d":
 			add("d", "req/s >= 10x no group commit", fmt.Sprintf("%.1fx", r.RatioReqPerSec), r.RatioReqPerSec >= 10)
 		case "f":
@@ -562,7 +623,7 @@ func checkTargets(rep report) []targetResult {
 		}
 	}
 	if rep.Startup != nil {
-		add("startup", "exec to ready <= 300 ms (embedded store)", rep.Startup.Median.Round(100*time.Microsecond).String(), rep.Startup.Median <= 300*time.Millisecond)
+		add("startup", "exec to ready <= 50 ms (embedded store)", rep.Startup.Median.Round(100*time.Microsecond).String(), rep.Startup.Median <= 50*time.Millisecond)
 	}
 	return out
 }
@@ -581,7 +642,7 @@ func printReport(w io.Writer, rep report) error {
 	fmt.Fprintf(w, "authserver: log.level %s (JSON access + audit log to a file), rate limits 1e6/s, metrics on; Postgres: %s, pool_max_conns %s\n\n",
 		o.LogLevel, nonEmpty(o.Postgres, "not used"), pool)
 	tw := newTable(w)
-	tw.row("scen", "side", "server", "load", "req/s", "p50", "p99", "errors", "srv CPU/req", "client CPU/req", "peak RSS", "calls/commit", "req/s by round", "others")
+	tw.row("scen", "side", "server", "load", "req/s", "x hello", "x mint", "p50", "p99", "errors", "srv CPU/req", "client CPU/req", "peak RSS", "calls/commit", "commit", "store bound", "req/s by round", "others")
 	for _, r := range rep.Results {
 		for i, s := range r.Sides {
 			var byRound []string
@@ -595,26 +656,34 @@ func printReport(w io.Writer, rep report) error {
 				id = r.ID
 			}
 			label := "A " + s.Label
-			if i == 1 {
+			switch {
+			case i == 1 && r.B != nil:
 				label = "B " + s.Label
+			case i >= 1:
+				label = "  " + s.Label
 			}
-			batch := ""
+			batch, commit, bound := "", "", ""
 			if s.MeanBatch > 0 {
 				batch = fmt.Sprintf("%.1f", s.MeanBatch)
+			}
+			if s.MeanCommit > 0 {
+				commit, bound = fmtDur(s.MeanCommit), fmt.Sprintf("%.0f", s.StoreBound)
 			}
 			load := string(s.Load)
 			if s.Resumed > 0 {
 				load += fmt.Sprintf(" (%.0f%% resumed)", 100*s.Resumed)
 			}
-			tw.row(id, label, string(s.Server), load, fmt.Sprintf("%.0f", s.ReqPerSec), fmtDur(s.P50), fmtDur(s.P99),
+			tw.row(id, label, string(s.Server), load, fmt.Sprintf("%.0f", s.ReqPerSec), fmtRatio(s.VsHello), fmtRatio(s.VsMint), fmtDur(s.P50), fmtDur(s.P99),
 				fmt.Sprint(s.Errors), fmtDur(s.CPUPerReq), fmtDur(s.ClientCPUPerReq), fmt.Sprintf("%.1f MiB", float64(s.PeakRSSKB)/1024),
-				batch, strings.Join(byRound, " / "), fmt.Sprintf("%.2f", others))
+				batch, commit, bound, strings.Join(byRound, " / "), fmt.Sprintf("%.2f", others))
 		}
 	}
 	if err := tw.flush(); err != nil {
 		return err
 	}
-	fmt.Fprintln(w, "\n(others: CPU cores used by other processes during the measured runs, on average; in c, d and g this includes Postgres)")
+	fmt.Fprintln(w, "\n(x hello, x mint: median over rounds of req/s over the hello-world TLS server's and the lean mint's in the same round;"+
+		" commit: the store's mean commit (fsync or transaction) in the window; store bound: connections / commit;"+
+		" others: CPU cores used by other processes during the measured runs, on average; with Postgres this includes Postgres)")
 	rt := newTable(w)
 	rt.row("scen", "ratio", "req/s A/B", "by round", "median of rounds", "p99 A/B", "srv CPU/req A/B")
 	n := 0

@@ -11,7 +11,10 @@
 // authentication, rate limits, metrics, logging, request ids or security
 // headers: everything authserver does beyond this is what the harness
 // measures. With -mode bare it is a bare net/http TLS server whose handler
-// writes two bytes, the reference for handshake rates.
+// writes two bytes, the reference for handshake rates. With -mode hello it
+// is the stack's limit: a net/http TLS server that reads each POST's body and
+// answers it with a fixed 400-byte JSON body (helloBody), no router, no
+// decoding, no signing; go run ./bench reports every scenario's ratio to it.
 //
 // Both modes use authserver's TLS settings (tlsutil.ServerConfig) and the
 // http.Server timeouts of `authserver serve`, so the comparison is of
@@ -60,7 +63,7 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 	listen := fs.String("listen", "127.0.0.1:8443", "HTTPS listen address")
 	certFile := fs.String("cert", "", "TLS certificate file (PEM)")
 	keyFile := fs.String("key", "", "TLS private key file (PEM)")
-	mode := fs.String("mode", "jwt", "jwt: mint registration JWTs; bare: a two-byte handler")
+	mode := fs.String("mode", "jwt", "jwt: mint registration JWTs; bare: a two-byte handler; hello: a fixed 400-byte JSON body for every POST")
 	appKey := fs.String("app-key", "bench-app", "application key (iss and sub)")
 	appSecret := fs.String("app-secret", "", "application secret, standard Base64 (jwt mode)")
 	ttl := fs.Duration("ttl", 10*time.Minute, "token lifetime (exp - iat)")
@@ -91,8 +94,10 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 			_, _ = io.Copy(io.Discard, r.Body)
 			_, _ = w.Write([]byte("ok"))
 		})
+	case "hello":
+		h = http.HandlerFunc(hello)
 	default:
-		return fmt.Errorf("-mode %q: want jwt or bare", *mode)
+		return fmt.Errorf("-mode %q: want jwt, bare or hello", *mode)
 	}
 
 	tlsConf := tlsutil.ServerConfig(func(*tls.ClientHelloInfo) (*tls.Certificate, error) { return &cert, nil })
@@ -131,6 +136,32 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	return srv.Shutdown(sctx)
+}
+
+// helloBody is -mode hello's answer: 400 bytes of JSON, about the size of
+// authserver's token response.
+var helloBody = func() []byte {
+	const head, tail = `{"token":"`, `"}`
+	b := make([]byte, 0, 400)
+	b = append(b, head...)
+	for len(b) < 400-len(tail) {
+		b = append(b, 'x')
+	}
+	return append(b, tail...)
+}()
+
+// hello answers every POST with helloBody: the least an HTTPS JSON endpoint
+// can do.
+func hello(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodPost {
+		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
+		return
+	}
+	_, _ = io.Copy(io.Discard, r.Body)
+	h := w.Header()
+	h["Content-Type"] = []string{"application/json"}
+	h["Content-Length"] = []string{"400"}
+	_, _ = w.Write(helloBody)
 }
 
 type tokenResponse struct {

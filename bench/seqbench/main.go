@@ -1,11 +1,19 @@
 // Command seqbench measures the PostgreSQL sequence store with and without
 // group commit, over many users and on one hot user, in one run:
 //
-//	go run ./bench/seqbench [-c 64] [-d 5s] [-json] [-db URL] [-clock-floor]
+//	go run ./bench/seqbench [-c 64] [-d 5s] [-json] [-db URL] [-clock-floor] [-preload N]
 //
 // -clock-floor gives every scenario sequence.clock_floor; run it with and
 // without to compare (each run starts its own throwaway server, so both
 // see the same table state).
+//
+// With -preload N (throwaway server only) it inserts N rows (user ids
+// interleaved with the measured ones, under the measured application)
+// before the four scenarios, and then alternates -preload-rounds rounds of
+// group commit over many users on that table (a) and on a second database
+// of the same server holding only the measured users' rows (a0); the report
+// gives the median of the rounds' a/a0, the cost of a big table, measured
+// on the same server at the same time so that load drift hits both.
 //
 // Without -db it starts a throwaway PostgreSQL (internal/pgtest, which also
 // honours AUTHSERVER_TEST_DATABASE_URL) with fsync on, so every commit
@@ -60,6 +68,9 @@ type config struct {
 	ClockFloor  bool          `json:"clock_floor"`
 	Fsync       string        `json:"fsync"`
 	Server      string        `json:"server"`
+	Preload     int64         `json:"preload_rows,omitempty"`
+	PreRounds   int           `json:"preload_rounds,omitempty"`
+	PreloadTime time.Duration `json:"preload_ns,omitempty"`
 }
 
 // scenario is one measured configuration.
@@ -105,15 +116,21 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.DurationVar(&cfg.Window, "window", 0, "PostgresOptions.Window (0: the store's default)")
 	fs.IntVar(&cfg.MaxBatch, "maxbatch", 0, "PostgresOptions.MaxBatch (0: the store's default)")
 	fs.BoolVar(&cfg.ClockFloor, "clock-floor", false, "PostgresOptions.Floor = sequence.ClockFloor(time.Now), as with sequence.clock_floor: true")
+	fs.Int64Var(&cfg.Preload, "preload", 0, "insert this many rows before the scenarios, then compare a with a second, small database in alternating rounds (for example 10000000)")
+	fs.IntVar(&cfg.PreRounds, "preload-rounds", 3, "with -preload: alternating rounds of a on the big and on the small table")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	if cfg.Callers < 1 || cfg.Duration <= 0 || cfg.Users < 1 || *conns < 1 {
-		return errors.New("-c, -d, -users and -conns must be positive")
+	if cfg.Callers < 1 || cfg.Duration <= 0 || cfg.Users < 1 || *conns < 1 || cfg.PreRounds < 1 {
+		return errors.New("-c, -d, -users, -conns and -preload-rounds must be positive")
 	}
 	cfg.PoolConns = int32(*conns)
 
 	url := *dbURL
+	var smallURL string
+	if cfg.Preload > 0 && url != "" {
+		return errors.New("-preload needs the throwaway server (no -db): it compares two databases of one server")
+	}
 	if url == "" {
 		fmt.Fprintln(stderr, "seqbench: starting a throwaway PostgreSQL")
 		cluster, err := pgtest.Start(pgtest.Options{DisableFsync: *noSync})
@@ -124,21 +141,18 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		if url, err = cluster.CreateDatabase(ctx, "seqbench_"+randomHex(4)); err != nil {
 			return err
 		}
+		if cfg.Preload > 0 {
+			if smallURL, err = cluster.CreateDatabase(ctx, "seqbench_small_"+randomHex(4)); err != nil {
+				return err
+			}
+		}
 	}
 
-	poolCfg, err := pgxpool.ParseConfig(url)
-	if err != nil {
-		return err
-	}
-	poolCfg.MaxConns = cfg.PoolConns
-	pool, err := pgxpool.NewWithConfig(ctx, poolCfg)
+	pool, err := openPool(ctx, url, cfg.PoolConns)
 	if err != nil {
 		return err
 	}
 	defer pool.Close()
-	if err := migrations.Up(ctx, pool); err != nil {
-		return err
-	}
 	if err := pool.QueryRow(ctx, "show fsync").Scan(&cfg.Fsync); err != nil {
 		return err
 	}
@@ -148,6 +162,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 
 	rep := report{Config: cfg, Ratios: map[string]float64{}}
 	app := "seqbench-" + randomHex(8)
+	if cfg.Preload > 0 {
+		if rep.Config.PreloadTime, err = preload(ctx, pool, app, cfg.Users, cfg.Preload, stderr); err != nil {
+			return err
+		}
+	}
 	for _, sc := range []scenario{
 		{"a: group commit, many users", true, false},
 		{"b: no group commit, many users", false, false},
@@ -169,6 +188,35 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	rep.Ratios["a/b"] = ratio(rep.Scenarios[0], rep.Scenarios[1])
 	rep.Ratios["c/d"] = ratio(rep.Scenarios[2], rep.Scenarios[3])
+	if cfg.Preload > 0 {
+		small, err := openPool(ctx, smallURL, cfg.PoolConns)
+		if err != nil {
+			return err
+		}
+		defer small.Close()
+		big := scenario{fmt.Sprintf("a: group commit, many users, %d rows", cfg.Preload), true, false}
+		sc := scenario{"a0: group commit, many users, only their rows", true, false}
+		// Unmeasured: the small table gets the measured users' rows too.
+		if _, err := measure(ctx, small, app, cfg, sc); err != nil {
+			return err
+		}
+		var rs []float64
+		for r := range cfg.PreRounds {
+			fmt.Fprintf(stderr, "seqbench: preload round %d/%d ...\n", r+1, cfg.PreRounds)
+			a, err := measure(ctx, pool, app, cfg, big)
+			if err != nil {
+				return err
+			}
+			a0, err := measure(ctx, small, app, cfg, sc)
+			if err != nil {
+				return err
+			}
+			rep.Scenarios = append(rep.Scenarios, a, a0)
+			rs = append(rs, ratio(a, a0))
+		}
+		slices.Sort(rs)
+		rep.Ratios["a/a0"] = rs[len(rs)/2]
+	}
 
 	if *asJSON {
 		enc := json.NewEncoder(stdout)
@@ -176,6 +224,44 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return enc.Encode(rep)
 	}
 	return printTable(stdout, rep)
+}
+
+// openPool connects with conns connections and migrates the schema.
+func openPool(ctx context.Context, url string, conns int32) (*pgxpool.Pool, error) {
+	poolCfg, err := pgxpool.ParseConfig(url)
+	if err != nil {
+		return nil, err
+	}
+	poolCfg.MaxConns = conns
+	pool, err := pgxpool.NewWithConfig(ctx, poolCfg)
+	if err != nil {
+		return nil, err
+	}
+	if err := migrations.Up(ctx, pool); err != nil {
+		pool.Close()
+		return nil, err
+	}
+	return pool, nil
+}
+
+// preload inserts n rows under app with user ids user-<users> ... so that
+// the measured users' rows (user-0 ...) lie spread among them in the
+// primary key, in chunks of a million rows, and analyzes the table.
+func preload(ctx context.Context, pool *pgxpool.Pool, app string, users int, n int64, stderr io.Writer) (time.Duration, error) {
+	began := time.Now()
+	const chunk = 1_000_000
+	for from := int64(users); from < int64(users)+n; from += chunk {
+		to := min(from+chunk, int64(users)+n) - 1
+		if _, err := pool.Exec(ctx, `INSERT INTO sequences (application_key, user_id, sequence)
+SELECT $1, 'user-' || g, 1 FROM generate_series($2::bigint, $3::bigint) g`, app, from, to); err != nil {
+			return 0, fmt.Errorf("preload: %w", err)
+		}
+		fmt.Fprintf(stderr, "seqbench: preloaded %d of %d rows (%v)\n", to-int64(users)+1, n, time.Since(began).Round(time.Second))
+	}
+	if _, err := pool.Exec(ctx, "ANALYZE sequences"); err != nil {
+		return 0, fmt.Errorf("preload: %w", err)
+	}
+	return time.Since(began), nil
 }
 
 // measure runs one scenario: a warm-up, then cfg.Callers goroutines calling
@@ -304,6 +390,10 @@ func printTable(w io.Writer, rep report) error {
 	}
 	_, err := fmt.Fprintf(w, "\nthroughput ratio a/b (group commit gain, many users): %.1fx\nthroughput ratio c/d (group commit gain, one hot user): %.1fx\n",
 		rep.Ratios["a/b"], rep.Ratios["c/d"])
+	if err == nil && c.Preload > 0 {
+		_, err = fmt.Fprintf(w, "throughput ratio a/a0 (%d rows preloaded in %v vs only the measured users' rows; median of %d alternating rounds): %.2fx\n",
+			c.Preload, c.PreloadTime.Round(time.Second), c.PreRounds, rep.Ratios["a/a0"])
+	}
 	return err
 }
 

@@ -21,6 +21,7 @@ import (
 
 	"github.com/authserver-dev/authserver/internal/config"
 	"github.com/authserver-dev/authserver/internal/httpapi"
+	"github.com/authserver-dev/authserver/internal/logbuf"
 	"github.com/authserver-dev/authserver/internal/metrics"
 	"github.com/authserver-dev/authserver/internal/sequence"
 	"github.com/authserver-dev/authserver/internal/signer"
@@ -31,14 +32,20 @@ import (
 // ShutdownGrace is how long in-flight requests may take after SIGTERM.
 const ShutdownGrace = 10 * time.Second
 
-func newLogger(cfg *config.Config, w io.Writer) *slog.Logger {
+func newLogger(cfg *config.Config, out io.Writer) (*slog.Logger, *logbuf.Writer) {
+	// Info records are batched: at most logbuf.DefaultInterval (50 ms) or
+	// 64 KiB of them wait in memory; Serve closes the writer after the
+	// shutdown.
+	w := logbuf.New(out, logbuf.Options{})
 	var lvl slog.Level
 	_ = lvl.UnmarshalText([]byte(cfg.Log.Level))
 	opts := &slog.HandlerOptions{Level: lvl}
+	var h slog.Handler = slog.NewJSONHandler(w, opts)
 	if cfg.Log.Format == "text" {
-		return slog.New(slog.NewTextHandler(w, opts))
+		h = slog.NewTextHandler(w, opts)
 	}
-	return slog.New(slog.NewJSONHandler(w, opts))
+	// Warnings and errors are written at once.
+	return slog.New(logbuf.FlushAt(h, w, slog.LevelWarn)), w
 }
 
 // ServeOptions are what Serve takes besides the configuration.
@@ -57,7 +64,8 @@ type ServeOptions struct {
 // configuration from o.Source on SIGHUP and when its files change.
 func Serve(ctx context.Context, cfg *config.Config, logOut io.Writer, o ServeOptions) error {
 	onStart, src := o.OnStart, o.Source
-	logger := newLogger(cfg, logOut)
+	logger, logw := newLogger(cfg, logOut)
+	defer logw.Close() // runs last: every record, up to "stopped", is written
 	for _, w := range cfg.Warnings {
 		logger.Warn("config: " + w)
 	}

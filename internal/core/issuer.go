@@ -67,15 +67,30 @@ type IssuerOptions struct {
 // Issuer decides and issues credentials. It is immutable; safe for
 // concurrent use.
 type Issuer struct {
-	apps      []Application
-	signer    *signer.Signer
-	store     SequenceStore
-	userLimit Limiter
+	apps []Application
+	// byKey and defaultApp index apps, so that resolving a request's
+	// application costs the same with 1 or 1,000 applications configured.
+	byKey      map[string]*Application
+	defaultApp *Application
+	signer     *signer.Signer
+	store      SequenceStore
+	userLimit  Limiter
 }
 
 // NewIssuer returns an Issuer over o.
 func NewIssuer(o IssuerOptions) *Issuer {
-	return &Issuer{apps: o.Applications, signer: o.Signer, store: o.Store, userLimit: o.UserLimit}
+	i := &Issuer{apps: o.Applications, signer: o.Signer, store: o.Store, userLimit: o.UserLimit}
+	i.byKey = make(map[string]*Application, len(i.apps))
+	for j := range i.apps {
+		a := &i.apps[j]
+		if _, dup := i.byKey[a.Key]; !dup { // the first wins, as the scan did
+			i.byKey[a.Key] = a
+		}
+		if a.Default && i.defaultApp == nil {
+			i.defaultApp = a
+		}
+	}
+	return i
 }
 
 // Applications returns the configured applications (read only).
@@ -185,10 +200,11 @@ func (i *Issuer) resolve(rec *Record, p Principal, appKey, userID string) (*Appl
 // application returns the application named by key, or the default one for
 // an empty key.
 func (i *Issuer) application(key string) (*Application, error) {
-	for j := range i.apps {
-		if a := &i.apps[j]; key == "" && a.Default || key != "" && a.Key == key {
-			return a, nil
-		}
+	if key == "" && i.defaultApp != nil {
+		return i.defaultApp, nil
+	}
+	if a := i.byKey[key]; key != "" && a != nil {
+		return a, nil
 	}
 	if key == "" {
 		return nil, &signer.InputError{Field: "applicationKey", Reason: "is required: no default application is configured"}

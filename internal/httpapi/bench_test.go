@@ -88,3 +88,45 @@ func benchBearer(b *testing.B, alg string, tokenCacheSize int) {
 		return ""
 	})
 }
+
+// BenchmarkTokenWide is the whole handler chain with 1,000 more
+// applications, 1,000 more API keys or 100 more identity providers
+// configured than the request uses, next to the usual configuration in the
+// same run: the cost must not grow with the configuration. The API-key
+// requests name the last usual application, the one a scan by key would
+// reach last.
+func BenchmarkTokenWide(b *testing.B) {
+	users := make([]string, 64)
+	for i := range users {
+		users[i] = `{"userId":"user-` + strconv.Itoa(i) + `","applicationKey":"` + appNoSig + `"}`
+	}
+	viaKey := func(o envOpts) func(b *testing.B) {
+		return func(b *testing.B) {
+			o.discardLogs = true
+			e := newEnv(b, o)
+			benchTokens(b, e, func(i int, h http.Header) string {
+				h.Set("X-API-Key", apiKeyAll)
+				return users[i%len(users)]
+			})
+		}
+	}
+	viaBearer := func(o envOpts) func(b *testing.B) {
+		return func(b *testing.B) {
+			o.discardLogs = true
+			e := newEnv(b, o)
+			authz := make([]string, 64)
+			for i := range authz {
+				authz[i] = "Bearer " + e.userToken("RS256", "user-"+strconv.Itoa(i))
+			}
+			benchTokens(b, e, func(i int, h http.Header) string {
+				h.Set("Authorization", authz[i%len(authz)])
+				return ""
+			})
+		}
+	}
+	b.Run("usual/api-key", viaKey(envOpts{}))
+	b.Run("apps=+1000/api-key", viaKey(envOpts{extraApps: 1000}))
+	b.Run("keys=+1000/api-key", viaKey(envOpts{extraKeys: 1000}))
+	b.Run("usual/bearer", viaBearer(envOpts{}))
+	b.Run("idps=+100/bearer", viaBearer(envOpts{extraIdPs: 100}))
+}

@@ -105,6 +105,10 @@ type envOpts struct {
 	discardLogs    bool // fuzzing and benchmarks: do not keep log lines
 	tokenCacheSize int  // auth.VerifierOptions.TokenCacheSize: 0 default, -1 off
 	pprof          bool
+	// extraApps, extraKeys and extraIdPs configure that many more
+	// applications, API keys and (HS256) identity providers, ahead of the
+	// usual ones: the "flat as the work grows" benchmarks.
+	extraApps, extraKeys, extraIdPs int
 }
 
 // env is one running authserver: a real *httpapi.Server behind a real TLS
@@ -199,6 +203,21 @@ func mustConfig(tb testing.TB, idp *oidctest.Provider, o envOpts) *config.Config
 		{Issuer: hsIssuer, HS256SecretEnv: hsEnv, Audience: audience, Applications: []string{appB}},
 	}
 	cfg.RateLimits = config.RateLimits{PerUser: orOff(o.perUser), PerIP: orOff(o.perIP), PerAPIKey: orOff(o.perAPIKey), PerIPFailedAuth: orOff(o.perIPFailed)}
+	var apps []config.Application
+	for i := range o.extraApps {
+		apps = append(apps, config.Application{Key: fmt.Sprintf("extra-app-%d", i), Secret: secretA})
+	}
+	cfg.Applications = append(apps, cfg.Applications...)
+	var keys []config.APIKey
+	for i := range o.extraKeys {
+		keys = append(keys, config.APIKey{Name: fmt.Sprintf("extra-key-%d", i), SHA256: sha256Hex(fmt.Sprintf("extra-key-%d", i)), Applications: []string{"*"}})
+	}
+	cfg.APIKeys = append(keys, cfg.APIKeys...)
+	var idps []config.IdentityProvider
+	for i := range o.extraIdPs {
+		idps = append(idps, config.IdentityProvider{Issuer: fmt.Sprintf("https://extra-%d.test/", i), HS256SecretEnv: hsEnv, Audience: audience})
+	}
+	cfg.IdentityProviders = append(idps, cfg.IdentityProviders...)
 	cfg.TrustedProxies = o.trustedProxies
 	cfg.CORS.AllowedOrigins = o.corsOrigins
 	getenv := func(k string) string {

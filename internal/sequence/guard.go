@@ -409,13 +409,13 @@ func closeMarker(db *bolt.DB, path string) error {
 	return writeMarker(mpath, *m)
 }
 
-// safeBatch is db.Batch with a panic (a damaged page met by a later call)
-// turned into an error: the caller gets a 503, not a crashed process.
-func safeBatch(db *bolt.DB, fn func(*bolt.Tx) error) (err error) {
+// safeUpdate runs fn in one write transaction (DB.Update) and turns a
+// bbolt panic (a damaged file) into an error.
+func safeUpdate(db *bolt.DB, fn func(*bolt.Tx) error) (err error) {
 	defer func() {
 		if p := recover(); p != nil {
 			err = fmt.Errorf("sequence store is damaged: %v", p)
 		}
 	}()
-	return db.Batch(fn)
+	return db.Update(fn)
 }

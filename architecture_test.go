@@ -17,13 +17,14 @@ var allowedImports = map[string][]string{
 	"internal/signer":   {},
 	"internal/metrics":  {},
 	"internal/tlsutil":  {},
+	"internal/logbuf":   {},
 	"internal/core":     {"internal/signer"},
 	"internal/auth":     {"internal/core"},
 	"internal/sequence": {"internal/core"},
 	"internal/config":   {"internal/auth", "internal/signer"},
 	"internal/httpapi":  {"internal/auth", "internal/core", "internal/metrics", "internal/signer"},
-	"internal/app": {"internal/auth", "internal/config", "internal/core", "internal/httpapi", "internal/metrics",
-		"internal/sequence", "internal/signer", "internal/tlsutil", "migrations"},
+	"internal/app": {"internal/auth", "internal/config", "internal/core", "internal/httpapi", "internal/logbuf",
+		"internal/metrics", "internal/sequence", "internal/signer", "internal/tlsutil", "migrations"},
 	"cmd/authserver": {".", "internal/app", "internal/config", "internal/signer"},
 }
 

@@ -7,68 +7,52 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"os"
 	"strings"
 	"time"
 
+	"github.com/authserver-dev/authserver/internal/app"
 	"github.com/authserver-dev/authserver/internal/signer"
 )
 
-// secretFlags are the three ways to hand a secret to an offline command.
-type secretFlags struct {
-	inline, file string
+// offlineFlags are the flags token, signature and verify share: the
+// secret (--app-secret, --app-secret-file) and --app-key.
+type offlineFlags struct {
+	fs                 *flag.FlagSet
+	secret, secretFile string
+	appKey             *string
 }
 
-func (s *secretFlags) register(fsName string, fs interface {
-	StringVar(*string, string, string, string)
-}) {
-	fs.StringVar(&s.inline, "app-secret", "", "application secret, Base64 (visible in ps: prefer --app-secret-file or AUTHSERVER_APP_SECRET)")
-	fs.StringVar(&s.file, "app-secret-file", "", "file holding the application secret (one per line; the first signs)")
+// newOfflineFlags registers the shared flags of the offline command name;
+// --app-key defaults to appKey.
+func newOfflineFlags(name, appKey, appKeyUsage string, stderr io.Writer) *offlineFlags {
+	o := &offlineFlags{fs: newFlags(name, stderr)}
+	o.fs.StringVar(&o.secret, "app-secret", "", "application secret, Base64 (visible in ps: prefer --app-secret-file or AUTHSERVER_APP_SECRET)")
+	o.fs.StringVar(&o.secretFile, "app-secret-file", "", "file holding the application secret (one per line; the first signs)")
+	o.appKey = o.fs.String("app-key", appKey, appKeyUsage)
+	return o
 }
 
-// resolve returns the secrets: the flag, the file, or AUTHSERVER_APP_SECRET.
-func (s *secretFlags) resolve(getenv func(string) string) ([]signer.Secret, error) {
-	var text, from string
-	switch {
-	case s.inline != "" && s.file != "":
-		return nil, errors.New("give only one of --app-secret and --app-secret-file")
-	case s.inline != "":
-		text, from = s.inline, "--app-secret"
-	case s.file != "":
-		b, err := os.ReadFile(s.file)
-		if err != nil {
-			return nil, fmt.Errorf("--app-secret-file: %w", err)
-		}
-		text, from = string(b), "--app-secret-file"
-	case getenv("AUTHSERVER_APP_SECRET") != "":
-		text, from = getenv("AUTHSERVER_APP_SECRET"), "AUTHSERVER_APP_SECRET"
-	default:
-		return nil, errors.New("no application secret: use --app-secret, --app-secret-file or AUTHSERVER_APP_SECRET")
+// secrets parses args, which must hold flags only (token, signature), and
+// resolves the secrets.
+func (o *offlineFlags) secrets(args []string, getenv func(string) string, stderr io.Writer) ([]signer.Secret, error) {
+	if err := parse(o.fs, args); err != nil {
+		return nil, err
 	}
-	out, err := signer.ParseSecrets(text)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", from, err)
+	if err := noArgs(o.fs, stderr); err != nil {
+		return nil, err
 	}
-	return out, nil
+	return app.OfflineSecrets(o.secret, o.secretFile, getenv)
 }
 
 func runToken(args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	fs := newFlags("token", stderr)
-	var sf secretFlags
-	sf.register("token", fs)
-	appKey := fs.String("app-key", getenv("AUTHSERVER_APP_KEY"), "application key")
+	o := newOfflineFlags("token", getenv("AUTHSERVER_APP_KEY"), "application key", stderr)
+	fs := o.fs
 	user := fs.String("user", "", "user id (1-255 characters of A-Z a-z 0-9 - _ =)")
 	ttl := fs.Duration("ttl", signer.DefaultTokenTTL, "token lifetime (at least 1m)")
 	instTTL := fs.Duration("instance-ttl", 0, "registration lifetime, sinch:rtc:instance:exp (0 = none, else at least 48h)")
 	nonce := fs.String("nonce", "", "nonce (default: random UUIDv4); pins the token for tests")
 	issuedAt := fs.String("issued-at", "", "issue time, RFC 3339 (default: now); pins the token for tests")
-	if err := parse(fs, args); err != nil {
-		return err
-	}
-	if err := noArgs(fs, stderr); err != nil {
-		return err
-	}
-	secrets, err := sf.resolve(getenv)
+	secrets, err := o.secrets(args, getenv, stderr)
 	if err != nil {
 		return err
 	}
@@ -79,7 +63,7 @@ func runToken(args []string, getenv func(string) string, stdout, stderr io.Write
 		}
 	}
 	tok, err := signer.New(time.Now, rand.Reader).IssueToken(signer.TokenParams{
-		ApplicationKey: *appKey, Secret: secrets[0], UserID: *user,
+		ApplicationKey: *o.appKey, Secret: secrets[0], UserID: *user,
 		TTL: *ttl, InstanceTTL: *instTTL, Nonce: *nonce, IssuedAt: at,
 	})
 	if err != nil {
@@ -90,23 +74,14 @@ func runToken(args []string, getenv func(string) string, stdout, stderr io.Write
 }
 
 func runSignature(args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	fs := newFlags("signature", stderr)
-	var sf secretFlags
-	sf.register("signature", fs)
-	appKey := fs.String("app-key", getenv("AUTHSERVER_APP_KEY"), "application key")
-	user := fs.String("user", "", "user id")
-	seq := fs.Uint64("sequence", 0, "sequence number (at least 1)")
-	if err := parse(fs, args); err != nil {
-		return err
-	}
-	if err := noArgs(fs, stderr); err != nil {
-		return err
-	}
-	secrets, err := sf.resolve(getenv)
+	o := newOfflineFlags("signature", getenv("AUTHSERVER_APP_KEY"), "application key", stderr)
+	user := o.fs.String("user", "", "user id")
+	seq := o.fs.Uint64("sequence", 0, "sequence number (at least 1)")
+	secrets, err := o.secrets(args, getenv, stderr)
 	if err != nil {
 		return err
 	}
-	sig, err := signer.LegacySignature(*appKey, secrets[0], *user, *seq)
+	sig, err := signer.LegacySignature(*o.appKey, secrets[0], *user, *seq)
 	if err != nil {
 		return cliInputError(err)
 	}
@@ -115,10 +90,8 @@ func runSignature(args []string, getenv func(string) string, stdout, stderr io.W
 }
 
 func runVerify(args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	fs := newFlags("verify", stderr)
-	var sf secretFlags
-	sf.register("verify", fs)
-	appKey := fs.String("app-key", "", "require this application key in iss/sub")
+	o := newOfflineFlags("verify", "", "require this application key in iss/sub", stderr)
+	fs := o.fs
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -126,11 +99,11 @@ func runVerify(args []string, getenv func(string) string, stdout, stderr io.Writ
 		fmt.Fprintln(stderr, "usage: authserver verify --app-secret S [--app-key K] TOKEN")
 		return usageError{errors.New("want exactly one TOKEN argument")}
 	}
-	secrets, err := sf.resolve(getenv)
+	secrets, err := app.OfflineSecrets(o.secret, o.secretFile, getenv)
 	if err != nil {
 		return err
 	}
-	v, err := signer.Verify(strings.TrimSpace(fs.Arg(0)), signer.VerifyParams{ApplicationKey: *appKey, Secrets: secrets, Now: time.Now()})
+	v, err := signer.Verify(strings.TrimSpace(fs.Arg(0)), signer.VerifyParams{ApplicationKey: *o.appKey, Secrets: secrets, Now: time.Now()})
 	if err != nil {
 		return err
 	}
@@ -150,21 +123,22 @@ func noArgs(fs *flag.FlagSet, stderr io.Writer) error {
 	return usageError{err}
 }
 
+// inputFlags names the flag of each signer.InputError field.
+var inputFlags = map[string]string{
+	"userId": "--user", "applicationKey": "--app-key", "ttlSeconds": "--ttl",
+	"instanceTtlSeconds": "--instance-ttl", "nonce": "--nonce", "issuedAt": "--issued-at",
+	"sequence": "--sequence", "applicationSecret": "--app-secret",
+}
+
 // cliInputError renders a signer.InputError with the flag's name.
 func cliInputError(err error) error {
 	var ie *signer.InputError
 	if !errors.As(err, &ie) {
 		return err
 	}
-	flagName := map[string]string{
-		"userId": "--user", "applicationKey": "--app-key", "ttlSeconds": "--ttl",
-		"instanceTtlSeconds": "--instance-ttl", "nonce": "--nonce", "issuedAt": "--issued-at",
-		"sequence": "--sequence", "applicationSecret": "--app-secret",
-	}[ie.Field]
-	if flagName == "" {
-		flagName = ie.Field
+	name, ok := inputFlags[ie.Field]
+	if !ok {
+		name = ie.Field
 	}
-	reason := ie.Reason
-	reason = strings.ReplaceAll(reason, " seconds (48 h)", "s (48h)")
-	return fmt.Errorf("%s: %s", flagName, reason)
+	return fmt.Errorf("%s: %s", name, strings.ReplaceAll(ie.Reason, " seconds (48 h)", "s (48h)"))
 }

@@ -7,9 +7,9 @@ import (
 	"fmt"
 	"io"
 	"runtime"
-	"runtime/debug"
 	"strings"
 
+	"github.com/authserver-dev/authserver/internal/app"
 	"github.com/authserver-dev/authserver/internal/config"
 )
 
@@ -99,26 +99,9 @@ func parse(fs *flag.FlagSet, args []string) error {
 
 var errHelp = usageError{errors.New("help requested")}
 
-func versionInfo() (ver, rev string) {
-	ver, rev = version, commit
-	if bi, ok := debug.ReadBuildInfo(); ok {
-		if ver == "dev" && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
-			ver = bi.Main.Version
-		}
-		for _, s := range bi.Settings {
-			if s.Key == "vcs.revision" && rev == "" {
-				rev = s.Value
-			}
-		}
-	}
-	if rev == "" {
-		rev = "unknown"
-	}
-	return ver, rev
-}
-
+// versionString is the output of `authserver version`.
 func versionString() string {
-	ver, rev := versionInfo()
+	ver, rev := app.VersionInfo(version, commit)
 	return fmt.Sprintf("authserver %s (commit %s, %s)", ver, rev, runtime.Version())
 }
 

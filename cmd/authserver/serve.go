@@ -12,13 +12,6 @@ import (
 	"github.com/authserver-dev/authserver/internal/config"
 )
 
-// serveFlags are the flags serve and dev share.
-type serveFlags struct {
-	config    string
-	logFormat string
-	logLevel  string
-}
-
 // acceptResetUsage is the help of --accept-sequence-reset (serve and dev).
 const acceptResetUsage = "start the embedded sequence store over (or take its file as it is) when it is missing, empty, damaged, " +
 	"replaced or older than when last used, instead of refusing to start; users may get numbers they had before unless sequence.clock_floor is on"
@@ -30,50 +23,35 @@ var errNoConfig = errors.New("no configuration: give --config FILE or set AUTHSE
 
 func runServe(ctx context.Context, args []string, env config.Env, stdout, stderr io.Writer) error {
 	fs := newFlags("serve", stderr)
-	var f serveFlags
-	fs.StringVar(&f.config, "config", env.Get("AUTHSERVER_CONFIG"), "config file (YAML); env AUTHSERVER_CONFIG")
-	fs.StringVar(&f.logFormat, "log-format", "", "json or text (overrides log.format)")
-	fs.StringVar(&f.logLevel, "log-level", "", "debug, info, warn or error (overrides log.level)")
+	path := fs.String("config", env.Get("AUTHSERVER_CONFIG"), "config file (YAML); env AUTHSERVER_CONFIG")
+	logFormat := fs.String("log-format", "", "json or text (overrides log.format)")
+	logLevel := fs.String("log-level", "", "debug, info, warn or error (overrides log.level)")
 	acceptReset := fs.Bool("accept-sequence-reset", false, acceptResetUsage)
 	if err := parse(fs, args); err != nil {
 		return err
 	}
-	if f.config == "" && env.Get("AUTHSERVER_APP_KEY") == "" {
+	if *path == "" && env.Get("AUTHSERVER_APP_KEY") == "" {
 		return errNoConfig
 	}
-	env = overlay(env, f)
-	cfg, err := config.Load(f.config, env)
+	// --log-format/--log-level win over the file and environment.
+	env = env.With(map[string]string{"AUTHSERVER_LOG_FORMAT": *logFormat, "AUTHSERVER_LOG_LEVEL": *logLevel})
+	cfg, err := config.Load(*path, env)
 	if err != nil {
 		return err
 	}
 	cfg.AcceptSequenceReset = *acceptReset
 	return serve(ctx, cfg, stderr, nil, &app.Source{
-		Load:   func() (*config.Config, error) { return config.Load(f.config, env) },
-		File:   f.config,
+		Load:   func() (*config.Config, error) { return config.Load(*path, env) },
+		File:   *path,
 		Getenv: env,
 	})
-}
-
-// overlay lets --log-format/--log-level win over the file and environment.
-func overlay(env config.Env, f serveFlags) config.Env {
-	out := make(config.Env, len(env)+2)
-	for k, v := range env {
-		out[k] = v
-	}
-	if f.logFormat != "" {
-		out["AUTHSERVER_LOG_FORMAT"] = f.logFormat
-	}
-	if f.logLevel != "" {
-		out["AUTHSERVER_LOG_LEVEL"] = f.logLevel
-	}
-	return out
 }
 
 // serve runs the server on cfg (app.Serve) with this binary's version and
 // spec; onStart is told the listeners' addresses (tests and `dev`), and a
 // nil src never reloads.
 func serve(ctx context.Context, cfg *config.Config, logOut io.Writer, onStart func(public, admin net.Addr), src *app.Source) error {
-	ver, rev := versionInfo()
+	ver, rev := app.VersionInfo(version, commit)
 	return app.Serve(ctx, cfg, logOut, app.ServeOptions{
 		OnStart: onStart, Source: src, Version: ver, Revision: rev, Spec: []byte(authserver.OpenAPI),
 	})

@@ -29,6 +29,21 @@ func EnvOf(environ []string) Env {
 // Get returns the variable's value, "" when unset.
 func (e Env) Get(name string) string { return e[name] }
 
+// With is a copy of e with each non-empty value of set in place of e's
+// (command-line flags winning over the environment and the file).
+func (e Env) With(set map[string]string) Env {
+	out := make(Env, len(e)+len(set))
+	for k, v := range e {
+		out[k] = v
+	}
+	for k, v := range set {
+		if v != "" {
+			out[k] = v
+		}
+	}
+	return out
+}
+
 // EnvPrefix starts the name of every variable authserver reads.
 const EnvPrefix = "AUTHSERVER_"
 

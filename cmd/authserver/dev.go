@@ -9,15 +9,10 @@ import (
 
 	"github.com/authserver-dev/authserver/internal/app"
 	"github.com/authserver-dev/authserver/internal/config"
-	"github.com/authserver-dev/authserver/internal/signer"
 )
 
-// The dev server's fixed names (app.Dev*), so the README's curl lines work.
-const (
-	devAppKey = app.DevAppKey
-	devAPIKey = app.DevAPIKey
-)
-
+// runDev runs `authserver dev`: a demo server with generated files under
+// --data-dir; it prints the banner once it listens.
 func runDev(ctx context.Context, args []string, env config.Env, stdout, stderr io.Writer) error {
 	fs := newFlags("dev", stderr)
 	dataDir := fs.String("data-dir", "./data", "where the dev certificate, secret and sequence store live")
@@ -29,12 +24,9 @@ func runDev(ctx context.Context, args []string, env config.Env, stdout, stderr i
 	if err := parse(fs, args); err != nil {
 		return err
 	}
-	if err := signer.CheckUserID(*demoUser); err != nil {
-		return fmt.Errorf("--demo-user: %w", err)
-	}
 	d, err := app.PrepareDev(app.DevOptions{
 		DataDir: *dataDir, Listen: *listen, AdminListen: *adminListen, LogFormat: *logFormat,
-		AcceptSequenceReset: *acceptReset, Env: env,
+		AcceptSequenceReset: *acceptReset, DemoUser: *demoUser, Env: env,
 	})
 	if err != nil {
 		return err

@@ -19,7 +19,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/authserver-dev/authserver/internal/app"
 	"github.com/authserver-dev/authserver/internal/tlsutil"
+)
+
+// The dev server's fixed names (app.Dev*), as the tests call them.
+const (
+	devAppKey = app.DevAppKey
+	devAPIKey = app.DevAPIKey
 )
 
 // issued collects what a credential flow handed out, for the log checks.

@@ -16,6 +16,7 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 
 	"github.com/authserver-dev/authserver/internal/config"
+	"github.com/authserver-dev/authserver/internal/signer"
 	"github.com/authserver-dev/authserver/internal/tlsutil"
 )
 
@@ -42,6 +43,7 @@ func DevOrigins() []string { return []string{"http://localhost:*", "http://127.0
 type DevOptions struct {
 	DataDir, Listen, AdminListen, LogFormat string
 	AcceptSequenceReset                     bool
+	DemoUser                                string     // the user of the demo identity token (--demo-user)
 	Env                                     config.Env // AUTHSERVER_APP_KEY/_SECRET try a real Sinch app
 }
 
@@ -53,8 +55,12 @@ type Dev struct {
 
 // PrepareDev creates the data dir, a self-signed certificate, the demo
 // application's secret and the demo identity provider's secret, each once
-// per data dir (so tokens stay verifiable across restarts).
+// per data dir (so tokens stay verifiable across restarts). It first checks
+// that o.DemoUser is a valid user id.
 func PrepareDev(o DevOptions) (*Dev, error) {
+	if err := signer.CheckUserID(o.DemoUser); err != nil {
+		return nil, fmt.Errorf("--demo-user: %w", err)
+	}
 	if err := os.MkdirAll(o.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("--data-dir: %w", err)
 	}

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"io"
-	"strings"
 	"time"
 
 	"github.com/authserver-dev/authserver/internal/app"
@@ -19,11 +18,7 @@ func runHealthcheck(ctx context.Context, args []string, stderr io.Writer) error 
 	if err := parse(fs, args); err != nil {
 		return err
 	}
-	u := *url
-	if *check != "" {
-		u = strings.TrimSuffix(u, "/") + "/" + *check
-	}
 	ctx, cancel := context.WithTimeout(ctx, *timeout)
 	defer cancel()
-	return app.Ready(ctx, u)
+	return app.Ready(ctx, *url, *check)
 }

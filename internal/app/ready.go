@@ -9,10 +9,13 @@ import (
 	"strings"
 )
 
-// Ready asks a readiness URL of the admin listener (/readyz, or
-// /readyz/NAME) and returns nil for 200, else why not: the first failed
-// check's line, e.g. "[-]sequence_store failed: ...".
-func Ready(ctx context.Context, url string) error {
+// Ready asks a readiness URL of the admin listener (/readyz, or, with a
+// check name, url/check) and returns nil for 200, else why not: the first
+// failed check's line, e.g. "[-]sequence_store failed: ...".
+func Ready(ctx context.Context, url, check string) error {
+	if check != "" {
+		url = strings.TrimSuffix(url, "/") + "/" + check
+	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
 		return fmt.Errorf("--url: %w", err)

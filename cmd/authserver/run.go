@@ -44,7 +44,6 @@ Run "authserver <command> -h" for a command's flags.
 // env is the environment (config.EnvOf(os.Environ()) in main): a map, so that
 // config can refuse AUTHSERVER_* variables it does not know.
 func run(ctx context.Context, args []string, env config.Env, stdout, stderr io.Writer) error {
-	getenv := env.Get
 	if len(args) == 0 {
 		fmt.Fprint(stderr, usage)
 		return usageError{errors.New("no command")}
@@ -60,11 +59,11 @@ func run(ctx context.Context, args []string, env config.Env, stdout, stderr io.W
 	case "check":
 		return runCheck(ctx, rest, env, stdout, stderr)
 	case "token":
-		return runToken(rest, getenv, stdout, stderr)
+		return runToken(rest, env.Get, stdout, stderr)
 	case "signature":
-		return runSignature(rest, getenv, stdout, stderr)
+		return runSignature(rest, env.Get, stdout, stderr)
 	case "verify":
-		return runVerify(rest, getenv, stdout, stderr)
+		return runVerify(rest, env.Get, stdout, stderr)
 	case "healthcheck":
 		return runHealthcheck(ctx, rest, stderr)
 	case "version", "--version", "-version":

@@ -44,57 +44,37 @@ func New(build BuildInfo) *Metrics {
 	reg := prometheus.NewRegistry()
 	m := &Metrics{
 		Registry: reg,
-		HTTPRequests: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "authserver_http_requests_total",
-			Help: "HTTP requests served, by route pattern, method and status code.",
-		}, []string{"route", "method", "code"}),
-		HTTPDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
-			Name:    "authserver_http_request_duration_seconds",
-			Help:    "Time to serve an HTTP request, by route pattern and method.",
-			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5},
-		}, []string{"route", "method"}),
-		CredentialsIssued: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "authserver_credentials_issued_total",
-			Help: "Registration credentials issued, by application and kind (jwt or signature).",
-		}, []string{"application", "kind"}),
-		CredentialsRefused: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "authserver_credentials_refused_total",
-			Help: "Credential requests refused, by reason.",
-		}, []string{"reason"}),
-		StoreDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
-			Name:    "authserver_sequence_store_duration_seconds",
-			Help:    "Time of one sequence store commit (one batch), by store.",
-			Buckets: []float64{.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, 1},
-		}, []string{"store"}),
+		HTTPRequests: counterVec("authserver_http_requests_total",
+			"HTTP requests served, by route pattern, method and status code.", "route", "method", "code"),
+		HTTPDuration: histogramVec("authserver_http_request_duration_seconds",
+			"Time to serve an HTTP request, by route pattern and method.",
+			[]float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5}, "route", "method"),
+		CredentialsIssued: counterVec("authserver_credentials_issued_total",
+			"Registration credentials issued, by application and kind (jwt or signature).", "application", "kind"),
+		CredentialsRefused: counterVec("authserver_credentials_refused_total",
+			"Credential requests refused, by reason.", "reason"),
+		StoreDuration: histogramVec("authserver_sequence_store_duration_seconds",
+			"Time of one sequence store commit (one batch), by store.",
+			[]float64{.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, 1}, "store"),
 		StoreBatchSize: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "authserver_sequence_batch_size",
 			Help:    "Sequence requests committed together in one store statement.",
 			Buckets: []float64{1, 2, 4, 8, 16, 32, 64, 128, 256, 512},
 		}),
-		StoreErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "authserver_sequence_store_errors_total",
-			Help: "Failed sequence store commits, by store.",
-		}, []string{"store"}),
-		AuthFailures: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "authserver_auth_failures_total",
-			Help: "Requests whose caller could not be authenticated, by reason.",
-		}, []string{"reason"}),
-		RateLimited: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "authserver_rate_limited_total",
-			Help: "Requests refused by a rate limit, by scope (user, ip, failed_auth, api_key).",
-		}, []string{"scope"}),
-		JWKSRefresh: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "authserver_jwks_refresh_total",
-			Help: "Identity provider key set refreshes, by provider issuer and result.",
-		}, []string{"provider", "result"}),
+		StoreErrors: counterVec("authserver_sequence_store_errors_total",
+			"Failed sequence store commits, by store.", "store"),
+		AuthFailures: counterVec("authserver_auth_failures_total",
+			"Requests whose caller could not be authenticated, by reason.", "reason"),
+		RateLimited: counterVec("authserver_rate_limited_total",
+			"Requests refused by a rate limit, by scope (user, ip, failed_auth, api_key).", "scope"),
+		JWKSRefresh: counterVec("authserver_jwks_refresh_total",
+			"Identity provider key set refreshes, by provider issuer and result.", "provider", "result"),
 		BuildInfo: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "authserver_build_info",
 			Help: "Build information; the value is always 1.",
 		}, []string{"version", "revision", "goversion"}),
-		ConfigReload: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "authserver_config_reload_total",
-			Help: "Configuration and certificate reloads, by result (success or error).",
-		}, []string{"result"}),
+		ConfigReload: counterVec("authserver_config_reload_total",
+			"Configuration and certificate reloads, by result (success or error).", "result"),
 		TLSCertificateExpiry: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "authserver_tls_certificate_expiry_timestamp_seconds",
 			Help: "NotAfter of the serving TLS certificate, as a Unix timestamp; 0 without TLS.",
@@ -139,4 +119,14 @@ func (m *Metrics) ObserveBatch(store string, size int, d time.Duration, err erro
 	if err != nil {
 		m.StoreErrors.WithLabelValues(store).Inc()
 	}
+}
+
+// counterVec is a counter named name, with help and labels.
+func counterVec(name, help string, labels ...string) *prometheus.CounterVec {
+	return prometheus.NewCounterVec(prometheus.CounterOpts{Name: name, Help: help}, labels)
+}
+
+// histogramVec is a histogram named name, with help, buckets and labels.
+func histogramVec(name, help string, buckets []float64, labels ...string) *prometheus.HistogramVec {
+	return prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: name, Help: help, Buckets: buckets}, labels)
 }

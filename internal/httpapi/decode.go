@@ -230,6 +230,20 @@ type flatObject interface {
 	setMembers(ms []member) bool
 }
 
+// setAppUser sets *appKey or *user from m, the two string members both
+// requests take, and reports whether m was one of them.
+func setAppUser(m member, appKey, user *string) bool {
+	switch {
+	case m.name == "applicationKey" && !m.isNum:
+		*appKey = m.str
+	case m.name == "userId" && !m.isNum:
+		*user = m.str
+	default:
+		return false
+	}
+	return true
+}
+
 // scanFlatObject scans data as one object whose values are plain strings
 // (printable ASCII, no escapes) or integers of at most 18 digits, with only
 // whitespace around it. ok is false for anything else.

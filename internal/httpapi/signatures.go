@@ -16,12 +16,7 @@ type signatureRequest struct {
 func (q *signatureRequest) setMembers(ms []member) bool {
 	var out signatureRequest
 	for _, m := range ms {
-		switch {
-		case m.name == "applicationKey" && !m.isNum:
-			out.ApplicationKey = m.str
-		case m.name == "userId" && !m.isNum:
-			out.UserID = m.str
-		default:
+		if !setAppUser(m, &out.ApplicationKey, &out.UserID) {
 			return false
 		}
 	}

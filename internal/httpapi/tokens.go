@@ -20,10 +20,7 @@ func (q *tokenRequest) setMembers(ms []member) bool {
 	var out tokenRequest
 	for _, m := range ms {
 		switch {
-		case m.name == "applicationKey" && !m.isNum:
-			out.ApplicationKey = m.str
-		case m.name == "userId" && !m.isNum:
-			out.UserID = m.str
+		case setAppUser(m, &out.ApplicationKey, &out.UserID):
 		case m.name == "ttlSeconds" && m.isNum:
 			out.TTLSeconds = &m.num
 		case m.name == "instanceTtlSeconds" && m.isNum:

@@ -445,7 +445,12 @@ func TestReloadSecretRotationUnderLoad(t *testing.T) {
 	if n := s.reloadCount(t, "success"); n != 1 {
 		t.Errorf("reload success counter = %d, want 1", n)
 	}
-	if l := s.log.Lines("configuration reloaded"); len(l) != 1 || l[0]["trigger"] != "signal" ||
+	// The log is written in batches (logbuf, ≤ 50 ms): wait for the line.
+	l := s.log.Lines("configuration reloaded")
+	for deadline := time.Now().Add(5 * time.Second); len(l) == 0 && time.Now().Before(deadline); l = s.log.Lines("configuration reloaded") {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if len(l) != 1 || l[0]["trigger"] != "signal" ||
 		!strings.Contains(l[0]["changed"].(string), "applications["+rlApp+"].secrets") {
 		t.Errorf("want one reload log line naming the secrets; got %v", l)
 	}

@@ -47,6 +47,10 @@ func (s *Server) handleRegistrationSignature(w http.ResponseWriter, r *http.Requ
 		return err
 	}
 	resp := signatureResponse{ApplicationKey: sig.Application, UserID: sig.UserID, Sequence: sig.Sequence, Signature: sig.Signature}
-	writeCredential(w, resp.appendJSON(make([]byte, 0, 256+len(sig.Application)+len(sig.UserID))))
+	body, err := encodeJSON(&resp)
+	if err != nil {
+		return err
+	}
+	writeCredential(w, body)
 	return nil
 }

@@ -86,6 +86,10 @@ func (s *Server) handleRegistrationToken(w http.ResponseWriter, r *http.Request,
 	if !tok.InstanceExpiresAt.IsZero() {
 		resp.InstanceExpiresAt = tok.InstanceExpiresAt.Format(time.RFC3339)
 	}
-	writeCredential(w, resp.appendJSON(make([]byte, 0, len(tok.JWT)+256)))
+	body, err := encodeJSON(&resp)
+	if err != nil {
+		return err
+	}
+	writeCredential(w, body)
 	return nil
 }

@@ -95,13 +95,18 @@ func distinctNames(ms []member) bool {
 	return true
 }
 
-// checkMembers refuses a top-level object whose member names are not exactly
-// v's JSON field names or repeat. Anything it cannot read (syntax errors, a
-// body that is not an object) is left to encoding/json to report.
+// checkMembers refuses a body that is not one object (encoding/json would
+// take "null" as an empty request) and an object whose member names are not
+// exactly v's JSON field names or repeat. Syntax errors are left to
+// encoding/json to report.
 func checkMembers(data []byte, v any) error {
 	dec := json.NewDecoder(bytes.NewReader(data))
-	if t, err := dec.Token(); err != nil || t != json.Delim('{') {
+	t, err := dec.Token()
+	if err != nil {
 		return nil
+	}
+	if t != json.Delim('{') {
+		return badRequest("the body must be a JSON object")
 	}
 	names := jsonNames(v)
 	seen := make(map[string]bool, len(names))

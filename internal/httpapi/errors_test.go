@@ -38,6 +38,12 @@ func TestBadRequests(t *testing.T) {
 			status: 400, slug: "invalid-request", field: "ttlSeconds"},
 		{name: "body is an array", req: req{apiKey: apiKeyAll, body: `["alice"]`},
 			status: 400, slug: "invalid-request", detail: "must be a JSON object"},
+		// encoding/json takes null as an empty request: it must not become
+		// one for the API key's default application (FuzzDecodeJSON found it).
+		{name: "body is null", req: req{apiKey: apiKeyAll, body: `null`},
+			status: 400, slug: "invalid-request", detail: "must be a JSON object"},
+		{name: "body is a string", req: req{apiKey: apiKeyAll, body: `"alice"`},
+			status: 400, slug: "invalid-request", detail: "must be a JSON object"},
 		{name: "unknown field", req: req{apiKey: apiKeyAll, body: `{"userId":"alice","admin":true}`},
 			status: 400, slug: "invalid-request", field: "admin", detail: "unknown field"},
 		{name: "second object after the first", req: req{apiKey: apiKeyAll, body: `{"userId":"alice"}{"userId":"bob"}`},

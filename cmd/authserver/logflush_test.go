@@ -13,10 +13,7 @@ import (
 // "stopped".
 func TestServeWritesEveryLogRecordOnShutdown(t *testing.T) {
 	f := newServeFixture(t)
-	path := f.write(t, f.config())
-	rc := startRun(t, []string{"serve", "--config", path}, envOf(nil))
-	m := rc.waitOutput(t, rc.stderr, startedRe)
-	s := newServer(t, rc, "https://"+m[1], "http://"+m[2], f.certFile)
+	rc, s := f.serve(t, f.config())
 
 	const n = 20
 	for i := range n {

@@ -214,10 +214,7 @@ func TestIdentityProviderShapes(t *testing.T) {
 	// Every row sends its bad tokens from one address: the failed-auth
 	// budget (tested on its own) would turn the later 401s into 429s.
 	cfg := f.config() + "rate_limits: {per_ip_failed_auth: \"off\"}\nidentity_providers:\n" + yaml.String()
-	path := f.write(t, cfg)
-	rc := startRun(t, []string{"serve", "--config", path}, envOf(nil))
-	m := rc.waitOutput(t, rc.stderr, startedRe)
-	s := newServer(t, rc, "https://"+m[1], "http://"+m[2], f.certFile)
+	_, s := f.serve(t, cfg)
 	secret := readSecret(t, f.secretFile)
 
 	status := func(t *testing.T, tok string) (int, []byte) {
@@ -304,10 +301,7 @@ func TestAuth0UserIDsThroughTransform(t *testing.T) {
 			if tc.transform != "" {
 				block += "    user_id_transform: " + tc.transform + "\n"
 			}
-			path := f.write(t, f.config()+block)
-			rc := startRun(t, []string{"serve", "--config", path}, envOf(nil))
-			m := rc.waitOutput(t, rc.stderr, startedRe)
-			s := newServer(t, rc, "https://"+m[1], "http://"+m[2], f.certFile)
+			rc, s := f.serve(t, f.config()+block)
 			tok := idp.Sign("RS256", idp.Claims(sub, "https://api.example.com", time.Now()))
 			for range 2 {
 				resp, body := s.post(t, "/v1/registration-tokens", map[string]string{"Authorization": "Bearer " + tok}, "")
@@ -342,10 +336,7 @@ func TestMisconfiguredProviderReported(t *testing.T) {
 	t.Parallel()
 	idp := oidctest.NewWithOptions(t, oidctest.Options{IssuerPath: "/tenant/", DiscoveryIssuer: "https://elsewhere.example/tenant/"})
 	f := newServeFixture(t)
-	path := f.write(t, f.config()+"identity_providers:\n  - issuer: "+idp.Issuer()+"\n    audience: my-app\n")
-	rc := startRun(t, []string{"serve", "--config", path}, envOf(nil))
-	m := rc.waitOutput(t, rc.stderr, startedRe)
-	s := newServer(t, rc, "https://"+m[1], "http://"+m[2], f.certFile)
+	rc, s := f.serve(t, f.config()+"identity_providers:\n  - issuer: "+idp.Issuer()+"\n    audience: my-app\n")
 
 	resp, body := s.get(t, s.adminURL+"/readyz")
 	if resp.StatusCode != http.StatusServiceUnavailable || !strings.Contains(string(body), "misconfigured") ||

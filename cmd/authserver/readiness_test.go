@@ -22,10 +22,7 @@ func TestReadinessForReplicas(t *testing.T) {
 	cluster, dbURL := pgtest.New(t)
 	idp := oidctest.New(t)
 	f := newServeFixture(t)
-	path := f.write(t, f.config()+"database_url: "+dbURL+"\nidentity_providers:\n  - issuer: "+idp.Issuer()+"\n    audience: my-app\n")
-	rc := startRun(t, []string{"serve", "--config", path}, envOf(nil))
-	m := rc.waitOutput(t, rc.stderr, startedRe)
-	s := newServer(t, rc, "https://"+m[1], "http://"+m[2], f.certFile)
+	_, s := f.serve(t, f.config()+"database_url: "+dbURL+"\nidentity_providers:\n  - issuer: "+idp.Issuer()+"\n    audience: my-app\n")
 
 	healthcheck := func(args ...string) error {
 		var out bytes.Buffer

@@ -73,6 +73,15 @@ sequence:
 	return strings.NewReplacer(replace...).Replace(y)
 }
 
+// serve writes yaml as the config, runs `serve --config` on it, waits for
+// the start log line and returns the run and a client of its listeners.
+func (f serveFixture) serve(t *testing.T, yaml string) (*runningCmd, *server) {
+	t.Helper()
+	rc := startRun(t, []string{"serve", "--config", f.write(t, yaml)}, envOf(nil))
+	m := rc.waitOutput(t, rc.stderr, startedRe)
+	return rc, newServer(t, rc, "https://"+m[1], "http://"+m[2], f.certFile)
+}
+
 func (f serveFixture) write(t *testing.T, yaml string) string {
 	t.Helper()
 	path := filepath.Join(f.dir, "authserver.yaml")
@@ -88,10 +97,7 @@ var startedRe = regexp.MustCompile(`"msg":"authserver started".*?"listen":"([^"]
 // checks the same flow as dev; the addresses come from the start log line.
 func TestServeConfigFile(t *testing.T) {
 	f := newServeFixture(t)
-	path := f.write(t, f.config())
-	rc := startRun(t, []string{"serve", "--config", path}, envOf(nil))
-	m := rc.waitOutput(t, rc.stderr, startedRe)
-	s := newServer(t, rc, "https://"+m[1], "http://"+m[2], f.certFile)
+	rc, s := f.serve(t, f.config())
 
 	got := checkCredentials(t, s, f.apiKey, serveAppKey, f.secretFile, "alice", 5*time.Minute, false)
 

@@ -32,6 +32,15 @@ import (
 // ShutdownGrace is how long in-flight requests may take after SIGTERM.
 const ShutdownGrace = 10 * time.Second
 
+// jsonRecords is where httpapi writes the requests' records by hand: the
+// JSON handler's writer, or nil for the text format (through the logger).
+func jsonRecords(cfg *config.Config, w *logbuf.Writer) io.Writer {
+	if cfg.Log.Format == "text" {
+		return nil
+	}
+	return w
+}
+
 func newLogger(cfg *config.Config, out io.Writer) (*slog.Logger, *logbuf.Writer) {
 	// Info records are batched: at most logbuf.DefaultInterval (50 ms) or
 	// 64 KiB of them wait in memory; Serve closes the writer after the
@@ -133,6 +142,7 @@ func Serve(ctx context.Context, cfg *config.Config, logOut io.Writer, o ServeOpt
 		TrustedProxies: cfg.Proxies,
 		Metrics:        m,
 		Logger:         logger,
+		Records:        jsonRecords(cfg, logw),
 		Now:            time.Now,
 		Checks:         checks,
 		Pprof:          cfg.Pprof,

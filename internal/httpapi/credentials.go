@@ -2,7 +2,6 @@ package httpapi
 
 import (
 	"errors"
-	"log/slog"
 	"net/http"
 	"strconv"
 	"strings"
@@ -13,7 +12,7 @@ import (
 )
 
 // call is what the credential wrapper knows about one request, for the
-// handler and for the audit line.
+// handler and for the audit fields of the log record.
 type call struct {
 	st        *State
 	principal core.Principal
@@ -22,52 +21,26 @@ type call struct {
 
 // credential wraps a credential endpoint: authenticate, run the handler
 // (decode → Issuer → encode), and on any error answer problem+json. Every
-// request ends in exactly one audit line, issued or refused.
+// request ends in exactly one audit record, issued or refused: the request's
+// log record (logRecord) carries the decision.
 func (s *Server) credential(kind string, h func(http.ResponseWriter, *http.Request, *call) error) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		c := &call{st: stateOf(r), rec: core.Record{Credential: kind}}
+		ri := infoOf(r.Context())
+		c := &ri.call
+		c.st, c.rec = ri.st, core.Record{Credential: kind}
 		err := s.authenticate(w, r, c)
 		if err == nil {
 			err = h(w, r, c)
 		}
 		if err == nil {
 			s.m.CredentialsIssued.WithLabelValues(c.rec.Application, kind).Inc()
-			s.audit(r, c, "issued", nil)
+			ri.outcome = "issued"
 			return
 		}
 		ae := s.writeError(w, r, err)
 		s.m.CredentialsRefused.WithLabelValues(ae.slug).Inc()
-		s.audit(r, c, "refused", ae)
+		ri.outcome, ri.reason = "refused", ae.slug
 	}
-}
-
-// audit writes the one structured line per credential decision: the
-// Issuer's record, plus who asked, from where, and the answer. It names the
-// caller and the user, never a token, secret or key.
-func (s *Server) audit(r *http.Request, c *call, outcome string, ae *apiError) {
-	attrs := make([]slog.Attr, 0, 10)
-	attrs = append(attrs,
-		slog.String("request_id", requestID(r.Context())),
-		slog.String("outcome", outcome),
-		slog.String("kind", c.rec.Credential),
-	)
-	if c.principal.Kind != 0 {
-		attrs = append(attrs, slog.String("principal_kind", c.principal.Kind.String()), slog.String("principal", c.principal.Name))
-	}
-	if c.rec.Application != "" {
-		attrs = append(attrs, slog.String("application", c.rec.Application))
-	}
-	if c.rec.UserID != "" {
-		attrs = append(attrs, slog.String("user_id", c.rec.UserID))
-	}
-	if c.rec.Detail.Key != "" {
-		attrs = append(attrs, c.rec.Detail)
-	}
-	if ae != nil {
-		attrs = append(attrs, slog.String("reason", ae.slug), slog.Int("status", ae.status))
-	}
-	attrs = append(attrs, slog.String("client_ip", clientIP(r)))
-	s.logRequestLine(r.Context(), "credential", attrs...)
 }
 
 // authenticate finds the caller: an API key (trusted backend) or a bearer

@@ -160,6 +160,7 @@ func newEnv(tb testing.TB, o envOpts) *env {
 		TrustedProxies: e.cfg.Proxies,
 		Metrics:        e.m,
 		Logger:         logger,
+		Records:        logOut,
 		Checks:         o.checks,
 		Pprof:          o.pprof,
 		Spec:           []byte(authserver.OpenAPI),

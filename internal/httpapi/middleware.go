@@ -20,22 +20,36 @@ import (
 
 type ctxKey int
 
-const (
-	requestKey  ctxKey = iota + 1 // *requestInfo
-	clientIPKey                   // string: the peer, when X-Forwarded-For gave no address
-	ipRefundKey                   // *ipRefund
-)
+const requestKey ctxKey = iota + 1 // *requestInfo
 
-// requestInfo is what the first middleware (withRequestID) settles for the
-// whole request, in one context value: its id and the State, loaded once.
+// requestInfo is what the first middleware (front) settles for the whole
+// request, in one context value and one allocation: its id, the State
+// (loaded once), the response's status and size, the client address when it
+// fell back to the peer, the per-IP refund, and the credential decision the
+// request's one log record reports.
 type requestInfo struct {
-	id string
-	st *State
+	id    string
+	st    *State
+	start time.Time
+	w     respWriter
+
+	peer     string // the client address when X-Forwarded-For gave none
+	fallback string // why (client_ip_fallback), or ""
+	refund   func() // gives back the per-IP request (limitIP), once
+
+	call    call   // the credential endpoints' state (credential)
+	outcome string // "issued" or "refused" once a credential was decided
+	reason  string // the refusal's problem slug
 }
 
-// requestID returns the id the requestID middleware gave this request.
+func infoOf(ctx context.Context) *requestInfo {
+	ri, _ := ctx.Value(requestKey).(*requestInfo)
+	return ri
+}
+
+// requestID returns the id the first middleware gave this request.
 func requestID(ctx context.Context) string {
-	if ri, _ := ctx.Value(requestKey).(*requestInfo); ri != nil {
+	if ri := infoOf(ctx); ri != nil {
 		return ri.id
 	}
 	return ""
@@ -43,10 +57,7 @@ func requestID(ctx context.Context) string {
 
 // stateOf returns the State the first middleware loaded for r: every step
 // of one request sees the same configuration, even across a reload.
-func stateOf(r *http.Request) *State {
-	ri, _ := r.Context().Value(requestKey).(*requestInfo)
-	return ri.st
-}
+func stateOf(r *http.Request) *State { return infoOf(r.Context()).st }
 
 // idSource makes request ids: a random per-process prefix plus a counter, so
 // an id costs no syscall and is unique across replicas.
@@ -65,17 +76,91 @@ func (s *idSource) next() string {
 	return s.prefix + strconv.FormatUint(s.n.Add(1), 36)
 }
 
-// withRequestID takes a well-formed X-Request-Id from the caller (so a
-// client's id shows up in our logs) or makes one, and echoes it. It is the
-// first middleware: it also loads the State for the request (stateOf).
+// respWriter remembers the status and size of the response, for the
+// metrics and the log record.
+type respWriter struct {
+	http.ResponseWriter
+	status, bytes int
+}
+
+func (w *respWriter) WriteHeader(code int) {
+	if w.status == 0 && code >= 200 {
+		w.status = code
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *respWriter) Write(b []byte) (int, error) {
+	if w.status == 0 {
+		w.status = http.StatusOK
+	}
+	n, err := w.ResponseWriter.Write(b)
+	w.bytes += n
+	return n, err
+}
+
+// Unwrap lets http.ResponseController reach the connection's writer.
+func (w *respWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// front is the public API's first middleware, after chi's client-IP one. It
+// does in one step, with one context value, what every request needs: a
+// request id (a well-formed X-Request-Id from the caller, so a client's id
+// shows up in our logs, or a new one, echoed either way), the State loaded
+// once, the peer fallback for the client address, the security headers
+// (HSTS only over TLS), a 500 problem for a panic, and at the end the
+// request metrics and the request's one log record (logRecord).
+func (s *Server) front(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ri := &requestInfo{st: s.State(), start: s.now()}
+		ri.w.ResponseWriter = w
+		ri.id = r.Header.Get("X-Request-Id")
+		if !validRequestID(ri.id) {
+			ri.id = s.ids.next()
+		}
+		h := w.Header()
+		if r.TLS != nil {
+			v := make([]string, 3) // one allocation for the three, as in writeCredential
+			v[0], v[1], v[2] = ri.id, "nosniff", "max-age=63072000; includeSubDomains"
+			h["X-Request-Id"], h["X-Content-Type-Options"], h["Strict-Transport-Security"] = v[0:1:1], v[1:2:2], v[2:3:3]
+		} else {
+			h.Set("X-Request-Id", ri.id)
+			h.Set("X-Content-Type-Options", "nosniff")
+		}
+		if middleware.GetClientIP(r.Context()) == "" {
+			ri.peer, ri.fallback = peerAddr(r.RemoteAddr), fallbackReason(r)
+		}
+		r = r.WithContext(context.WithValue(r.Context(), requestKey, ri))
+		defer s.finish(r, ri)
+		next.ServeHTTP(&ri.w, r)
+	})
+}
+
+// finish turns a panic into a 500 problem (the log line carries the panic
+// value's type and the stack, not the value: a value could hold request
+// data), then records the metrics and writes the log record.
+func (s *Server) finish(r *http.Request, ri *requestInfo) {
+	if v := recover(); v != nil {
+		if v == http.ErrAbortHandler {
+			panic(v)
+		}
+		s.log.LogAttrs(r.Context(), slog.LevelError, "panic serving request",
+			slog.String("request_id", ri.id),
+			slog.String("panic_type", fmt.Sprintf("%T", v)),
+			slog.String("stack", string(debug.Stack())))
+		writeProblem(&ri.w, r, errInternal)
+	}
+	s.observe(r, ri)
+}
+
+// withRequestID is the admin listener's first middleware: the request id
+// and the State (for /readyz), no metrics or log record.
 func (s *Server) withRequestID(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		id := r.Header.Get("X-Request-Id")
-		if !validRequestID(id) {
-			id = s.ids.next()
+		ri := &requestInfo{st: s.State(), id: r.Header.Get("X-Request-Id")}
+		if !validRequestID(ri.id) {
+			ri.id = s.ids.next()
 		}
-		w.Header().Set("X-Request-Id", id)
-		ri := &requestInfo{id: id, st: s.State()}
+		w.Header().Set("X-Request-Id", ri.id)
 		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), requestKey, ri)))
 	})
 }
@@ -93,8 +178,8 @@ func validRequestID(id string) bool {
 	return true
 }
 
-// recoverer turns a panic into a 500 problem. The log line carries the panic
-// value's type and the stack, not the value: a value could hold request data.
+// recoverer turns a panic into a 500 problem on the admin listener (front
+// does it for the public one).
 func (s *Server) recoverer(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		defer func() {
@@ -113,48 +198,86 @@ func (s *Server) recoverer(next http.Handler) http.Handler {
 	})
 }
 
-// observe records the request metrics and writes the access log line. The
-// route label is chi's pattern, never the raw path.
-func (s *Server) observe(next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		start := s.now()
-		ww := middleware.NewWrapResponseWriter(w, r.ProtoMajor)
-		next.ServeHTTP(ww, r)
-		d := s.now().Sub(start)
-		route := "unmatched"
-		if rc := chi.RouteContext(r.Context()); rc != nil && rc.RoutePattern() != "" {
-			route = rc.RoutePattern()
-		} else if p := s.routeOf(r.URL.Path); p != "" {
-			// A 405 or a CORS preflight: the path is a route's, the
-			// method is not (or was answered before routing).
-			route = p
+// observe records the request metrics and writes the request's one log
+// record. The route label is chi's pattern, never the raw path.
+func (s *Server) observe(r *http.Request, ri *requestInfo) {
+	d := s.now().Sub(ri.start)
+	route := "unmatched"
+	if rc := chi.RouteContext(r.Context()); rc != nil && rc.RoutePattern() != "" {
+		route = rc.RoutePattern()
+	} else if p := s.routeOf(r.URL.Path); p != "" {
+		// A 405 or a CORS preflight: the path is a route's, the
+		// method is not (or was answered before routing).
+		route = p
+	}
+	status := ri.w.status
+	if status == 0 {
+		status = http.StatusOK
+	}
+	method := r.Method
+	if !knownMethod(method) {
+		method = "other"
+	}
+	s.m.HTTPRequests.WithLabelValues(route, method, strconv.Itoa(status)).Inc()
+	s.m.HTTPDuration.WithLabelValues(route, method).Observe(d.Seconds())
+	s.logRecord(r.Context(), ri, method, route, status, d)
+}
+
+// logRecord writes the one info record of a request: "request" with the
+// access fields, or for a credential decision "credential" with the access
+// fields and the audit fields (the Issuer's record, who asked, the outcome).
+// It names the caller and the user, never a token, secret or key. It is
+// Logger.LogAttrs without the caller's program counter, which costs a
+// runtime.Callers per record and is never printed (the handler adds no
+// source).
+func (s *Server) logRecord(ctx context.Context, ri *requestInfo, method, route string, status int, d time.Duration) {
+	h := s.log.Handler()
+	if !h.Enabled(ctx, slog.LevelInfo) {
+		return
+	}
+	msg := "request"
+	if ri.outcome != "" {
+		msg = "credential"
+	}
+	var buf [17]slog.Attr // the most a record has: one AddAttrs, one allocation
+	attrs := append(buf[:0],
+		slog.String("request_id", ri.id),
+		slog.String("method", method),
+		slog.String("route", route),
+		slog.Int("status", status),
+		slog.Float64("duration_ms", float64(d.Nanoseconds())/1e6),
+		slog.String("client_ip", clientIPOf(ctx, ri)),
+		slog.Int("bytes", ri.w.bytes),
+	)
+	if ri.fallback != "" {
+		attrs = append(attrs, slog.String("client_ip_fallback", ri.fallback))
+	}
+	if ri.outcome != "" {
+		c := &ri.call
+		attrs = append(attrs, slog.String("outcome", ri.outcome), slog.String("kind", c.rec.Credential))
+		if c.principal.Kind != 0 {
+			attrs = append(attrs, slog.String("principal_kind", c.principal.Kind.String()), slog.String("principal", c.principal.Name))
 		}
-		status := ww.Status()
-		if status == 0 {
-			status = http.StatusOK
+		if c.rec.Application != "" {
+			attrs = append(attrs, slog.String("application", c.rec.Application))
 		}
-		method := r.Method
-		if !knownMethod(method) {
-			method = "other"
+		if c.rec.UserID != "" {
+			attrs = append(attrs, slog.String("user_id", c.rec.UserID))
 		}
-		s.m.HTTPRequests.WithLabelValues(route, method, strconv.Itoa(status)).Inc()
-		s.m.HTTPDuration.WithLabelValues(route, method).Observe(d.Seconds())
-		if s.log.Enabled(r.Context(), slog.LevelInfo) {
-			attrs := []slog.Attr{
-				slog.String("request_id", requestID(r.Context())),
-				slog.String("method", method),
-				slog.String("route", route),
-				slog.Int("status", status),
-				slog.Float64("duration_ms", float64(d.Nanoseconds())/1e6),
-				slog.String("client_ip", clientIP(r)),
-				slog.Int("bytes", ww.BytesWritten()),
-			}
-			if why := fallbackReason(r); why != "" {
-				attrs = append(attrs, slog.String("client_ip_fallback", why))
-			}
-			s.logRequestLine(r.Context(), "request", attrs...)
+		if c.rec.Detail.Key != "" {
+			attrs = append(attrs, c.rec.Detail)
 		}
-	})
+		if ri.reason != "" {
+			attrs = append(attrs, slog.String("reason", ri.reason))
+		}
+	}
+	now := time.Now()
+	if s.records != nil && s.records.write(now, msg, attrs) {
+		return
+	}
+	rec := slog.NewRecord(now, slog.LevelInfo, msg, 0)
+	rec.AddAttrs(attrs...)
+	_ = h.Handle(ctx, rec)
 }
 
 // routeOf returns the pattern of the public route path belongs to under any
@@ -171,28 +294,6 @@ func (s *Server) routeOf(path string) string {
 	return ""
 }
 
-// logRequestLine writes one of the two info lines every request produces
-// (the access line above and the audit line of credentials.go). It is
-// Logger.LogAttrs without the caller's program counter, which costs a
-// runtime.Callers per line and is never printed (the handler adds no
-// source).
-func (s *Server) logRequestLine(ctx context.Context, msg string, attrs ...slog.Attr) {
-	h := s.log.Handler()
-	if !h.Enabled(ctx, slog.LevelInfo) {
-		return
-	}
-	rec := slog.NewRecord(time.Now(), slog.LevelInfo, msg, 0)
-	rec.AddAttrs(attrs...)
-	_ = h.Handle(ctx, rec)
-}
-
-// fallbackReason is why the client address is the peer despite trusted
-// proxies, or "" when it is not.
-func fallbackReason(r *http.Request) string {
-	why, _ := r.Context().Value(clientIPFallbackKey{}).(string)
-	return why
-}
-
 func knownMethod(m string) bool {
 	switch m {
 	case http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch,
@@ -204,42 +305,33 @@ func knownMethod(m string) bool {
 
 // clientIP is the address chi's client-IP middleware settled on (the peer,
 // or the first untrusted hop of X-Forwarded-For behind trusted proxies), or
-// the peer when X-Forwarded-For gave none (peerFallback).
-func clientIP(r *http.Request) string {
-	if ip := middleware.GetClientIP(r.Context()); ip != "" {
+// the peer when X-Forwarded-For gave none (see front).
+func clientIP(r *http.Request) string { return clientIPOf(r.Context(), infoOf(r.Context())) }
+
+func clientIPOf(ctx context.Context, ri *requestInfo) string {
+	if ip := middleware.GetClientIP(ctx); ip != "" {
 		return ip
 	}
-	if ip, _ := r.Context().Value(clientIPKey).(string); ip != "" {
-		return ip
+	if ri != nil && ri.peer != "" {
+		return ri.peer
 	}
 	return "unknown" // RemoteAddr is not an address: never from net/http
 }
 
-// peerFallback runs after chi's ClientIPFromXFF. When the request came
-// through a trusted proxy but X-Forwarded-For named no untrusted address
-// (missing, unparsable, or every hop trusted), the client is taken to be the
-// peer, the proxy itself: sharing one bucket per proxy is better than one
-// "unknown" bucket for everybody. Which case it was goes in the access log
-// line (client_ip_fallback).
-func peerFallback(next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if middleware.GetClientIP(r.Context()) == "" {
-			why := "xff_all_trusted"
-			switch xff := r.Header.Values("X-Forwarded-For"); {
-			case len(xff) == 0:
-				why = "xff_missing"
-			case !xffParses(xff):
-				why = "xff_unparsable"
-			}
-			ctx := context.WithValue(r.Context(), clientIPKey, peerAddr(r.RemoteAddr))
-			ctx = context.WithValue(ctx, clientIPFallbackKey{}, why)
-			r = r.WithContext(ctx)
-		}
-		next.ServeHTTP(w, r)
-	})
+// fallbackReason says why the client address is the peer although the
+// request came through a trusted proxy: its X-Forwarded-For named no
+// untrusted address (missing, unparsable, or every hop trusted). Sharing one
+// bucket per proxy is better than one "unknown" bucket for everybody; the
+// reason goes in the log record (client_ip_fallback).
+func fallbackReason(r *http.Request) string {
+	switch xff := r.Header.Values("X-Forwarded-For"); {
+	case len(xff) == 0:
+		return "xff_missing"
+	case !xffParses(xff):
+		return "xff_unparsable"
+	}
+	return "xff_all_trusted"
 }
-
-type clientIPFallbackKey struct{}
 
 // peerAddr is RemoteAddr without the port.
 func peerAddr(remote string) string {
@@ -267,14 +359,12 @@ func xffParses(values []string) bool {
 	return true
 }
 
-// ipRefund gives back the per-IP request a credential request spent, once
+// refundIP gives back the per-IP request a credential request spent, once
 // it authenticated with an API key (backends are limited per key).
-type ipRefund struct{ refund func() }
-
 func refundIP(r *http.Request) {
-	if rf, _ := r.Context().Value(ipRefundKey).(*ipRefund); rf != nil && rf.refund != nil {
-		rf.refund()
-		rf.refund = nil
+	if ri := infoOf(r.Context()); ri != nil && ri.refund != nil {
+		ri.refund()
+		ri.refund = nil
 	}
 }
 
@@ -284,30 +374,14 @@ func refundIP(r *http.Request) {
 // gets its share back (refundIP).
 func (s *Server) limitIP(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		l := stateOf(r).IPLimit
-		if l == nil {
-			next.ServeHTTP(w, r)
-			return
-		}
-		refund, retry := l.reserve(clientIP(r))
-		if refund == nil {
-			s.writeError(w, r, rateLimited("ip", "the ip rate limit", retry))
-			return
-		}
-		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), ipRefundKey, &ipRefund{refund: refund})))
-	})
-}
-
-// securityHeaders sets headers every response gets; HSTS only over TLS.
-func securityHeaders(next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		h := w.Header()
-		if r.TLS != nil {
-			v := make([]string, 2) // one allocation for both, as in writeCredential
-			v[0], v[1] = "nosniff", "max-age=63072000; includeSubDomains"
-			h["X-Content-Type-Options"], h["Strict-Transport-Security"] = v[0:1:1], v[1:2:2]
-		} else {
-			h.Set("X-Content-Type-Options", "nosniff")
+		ri := infoOf(r.Context())
+		if l := ri.st.IPLimit; l != nil {
+			refund, retry := l.reserve(clientIP(r))
+			if refund == nil {
+				s.writeError(w, r, rateLimited("ip", "the ip rate limit", retry))
+				return
+			}
+			ri.refund = refund
 		}
 		next.ServeHTTP(w, r)
 	})

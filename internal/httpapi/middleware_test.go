@@ -85,24 +85,23 @@ func TestCORS(t *testing.T) {
 
 func TestTrustedProxies(t *testing.T) {
 	xff := func(v string) http.Header { return http.Header{"X-Forwarded-For": {v}} }
-	clientIPs := func(t *testing.T, e *env, r res) (access, audit any) {
+	clientIP := func(t *testing.T, e *env, r res) any {
 		t.Helper()
-		id := r.header.Get("X-Request-Id")
-		return e.logLine(t, id, "request")["client_ip"], e.logLine(t, id, "credential")["client_ip"]
+		return e.logLine(t, r.header.Get("X-Request-Id"), "credential")["client_ip"]
 	}
 	t.Run("behind a trusted proxy", func(t *testing.T) {
 		e := newEnv(t, envOpts{trustedProxies: []string{"127.0.0.1/32"}, perIP: "2/h"})
 		tok := e.userToken("RS256", "alice")
 		r := e.do(t, req{bearer: tok, header: xff("203.0.113.9")})
 		mustStatus(t, r, http.StatusOK)
-		if access, audit := clientIPs(t, e, r); access != "203.0.113.9" || audit != "203.0.113.9" {
-			t.Errorf("client_ip %v (access log), %v (audit), want 203.0.113.9", access, audit)
+		if ip := clientIP(t, e, r); ip != "203.0.113.9" {
+			t.Errorf("client_ip %v, want 203.0.113.9", ip)
 		}
 		// A spoofed entry to the left of what the proxy appended is ignored.
 		r = e.do(t, req{bearer: tok, header: xff("198.51.100.7, 203.0.113.9")})
 		mustStatus(t, r, http.StatusOK)
-		if access, _ := clientIPs(t, e, r); access != "203.0.113.9" {
-			t.Errorf("client_ip %v, want 203.0.113.9", access)
+		if ip := clientIP(t, e, r); ip != "203.0.113.9" {
+			t.Errorf("client_ip %v, want 203.0.113.9", ip)
 		}
 		// The per-IP limit is keyed on the forwarded address.
 		before := testutil.ToFloat64(e.m.RateLimited.WithLabelValues("ip"))
@@ -130,8 +129,8 @@ func TestTrustedProxies(t *testing.T) {
 		tok := e.userToken("RS256", "alice")
 		r := e.do(t, req{bearer: tok, header: xff("203.0.113.9")})
 		mustStatus(t, r, http.StatusOK)
-		if access, audit := clientIPs(t, e, r); access != "127.0.0.1" || audit != "127.0.0.1" {
-			t.Errorf("client_ip %v (access log), %v (audit), want 127.0.0.1", access, audit)
+		if ip := clientIP(t, e, r); ip != "127.0.0.1" {
+			t.Errorf("client_ip %v, want 127.0.0.1", ip)
 		}
 		// Every X-Forwarded-For value shares the peer's budget.
 		mustStatus(t, e.do(t, req{bearer: tok, header: xff("203.0.113.10")}), http.StatusOK)
@@ -141,8 +140,8 @@ func TestTrustedProxies(t *testing.T) {
 		e := newEnv(t, envOpts{trustedProxies: []string{"10.0.0.0/8"}})
 		r := e.do(t, req{bearer: e.userToken("RS256", "alice"), header: xff("203.0.113.9")})
 		mustStatus(t, r, http.StatusOK)
-		if access, _ := clientIPs(t, e, r); access != "127.0.0.1" {
-			t.Errorf("client_ip %v, want the peer 127.0.0.1", access)
+		if ip := clientIP(t, e, r); ip != "127.0.0.1" {
+			t.Errorf("client_ip %v, want the peer 127.0.0.1", ip)
 		}
 	})
 }
@@ -183,6 +182,50 @@ func TestAuditLog(t *testing.T) {
 			t.Errorf("audit line %v", l)
 		}
 	})
+}
+
+// TestOneRecordPerRequest: every request writes exactly one info record,
+// "credential" (the access fields and the audit fields) for a decision on a
+// credential endpoint, "request" (the access fields) for everything else,
+// including a credential endpoint's request refused before any decision
+// (the per-IP limit) or by method.
+func TestOneRecordPerRequest(t *testing.T) {
+	e := newEnv(t, envOpts{perIP: "3/h"})
+	access := []string{"request_id", "method", "route", "status", "duration_ms", "client_ip", "bytes"}
+	for _, c := range []struct {
+		name    string
+		rq      req
+		status  int
+		msg     string
+		outcome string
+	}{
+		{"issued", req{apiKey: apiKeyAll, body: `{"userId":"alice"}`}, 200, "credential", "issued"},
+		{"refused", req{body: `{"userId":"alice"}`}, 401, "credential", "refused"},
+		{"spec", req{method: http.MethodGet, path: "/openapi.yaml"}, 200, "request", ""},
+		{"wrong method", req{method: http.MethodGet}, 405, "request", ""},
+		{"per-IP limit", req{bearer: "x"}, 429, "request", ""},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			r := e.do(t, c.rq)
+			mustStatus(t, r, c.status)
+			lines := e.logLines(t, r.header.Get("X-Request-Id"))
+			if len(lines) != 1 {
+				t.Fatalf("%d log records for one request, want 1: %v", len(lines), lines)
+			}
+			l := lines[0]
+			if l["msg"] != c.msg || l["status"] != float64(c.status) {
+				t.Errorf("msg %v status %v, want %s %d", l["msg"], l["status"], c.msg, c.status)
+			}
+			for _, k := range access {
+				if _, ok := l[k]; !ok {
+					t.Errorf("no %s in %v", k, l)
+				}
+			}
+			if got, _ := l["outcome"].(string); got != c.outcome {
+				t.Errorf("outcome %q, want %q", got, c.outcome)
+			}
+		})
+	}
 }
 
 // TestCORSHardening is the attack run's CORS findings: ["*"] reflected

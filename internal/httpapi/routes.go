@@ -14,7 +14,7 @@ import (
 // Public is the HTTPS listener's handler: the whole public surface.
 func (s *Server) Public() http.Handler {
 	r := chi.NewRouter()
-	r.Use(s.withRequestID, s.clientIPMiddleware(), peerFallback, s.observe, s.recoverer, securityHeaders, s.cors(r), s.limitIP)
+	r.Use(s.clientIPMiddleware(), s.front, s.cors(r), s.limitIP)
 	r.Use(middleware.GetHead) // HEAD wherever GET is
 	s.routes = r              // observe labels 405s and preflights with their route
 	r.NotFound(notFound(s))

@@ -70,20 +70,21 @@ func TestHeadWhereGet(t *testing.T) {
 	}
 }
 
-// TestAccessLogDurationMS: the access line says duration_ms, a float of
-// milliseconds, not an unnamed integer of nanoseconds.
+// TestAccessLogDurationMS: the access fields say duration_ms, a float of
+// milliseconds, not an unnamed integer of nanoseconds (a credential request's
+// record is msg=credential, see TestOneRecordPerRequest).
 func TestAccessLogDurationMS(t *testing.T) {
 	e := newEnv(t, envOpts{})
 	mustStatus(t, e.token(t, `{"userId":"alice"}`), http.StatusOK)
 	found := false
 	for _, line := range strings.Split(string(e.logs.Bytes()), "\n") {
 		var m map[string]any
-		if json.Unmarshal([]byte(line), &m) != nil || m["msg"] != "request" {
+		if json.Unmarshal([]byte(line), &m) != nil || m["msg"] != "credential" {
 			continue
 		}
 		found = true
 		if _, ok := m["duration"]; ok {
-			t.Errorf("access line still has duration: %s", line)
+			t.Errorf("record still has duration: %s", line)
 		}
 		ms, ok := m["duration_ms"].(float64)
 		if !ok || ms <= 0 || ms > 10000 {
@@ -94,6 +95,6 @@ func TestAccessLogDurationMS(t *testing.T) {
 		}
 	}
 	if !found {
-		t.Fatalf("no access line in:\n%s", string(e.logs.Bytes()))
+		t.Fatalf("no credential record in:\n%s", string(e.logs.Bytes()))
 	}
 }

@@ -4,6 +4,7 @@ package httpapi
 
 import (
 	"context"
+	"io"
 	"log/slog"
 	"net/http"
 	"net/netip"
@@ -67,6 +68,11 @@ type Options struct {
 	State   *State
 	Metrics *metrics.Metrics
 	Logger  *slog.Logger
+	// Records, when set, receives each request's info record as a JSON
+	// line formatted by hand (record.go), byte for byte what Logger's
+	// JSONHandler would write; it must be the writer behind that handler.
+	// Nil: records go through Logger (the text format).
+	Records io.Writer
 	Now     func() time.Time
 	Checks  []Check
 	Pprof   bool
@@ -81,6 +87,7 @@ type Server struct {
 	st      atomic.Pointer[State]
 	m       *metrics.Metrics
 	log     *slog.Logger
+	records *jsonRecords // nil: through log
 	now     func() time.Time
 	checks  []Check
 	passed  []atomic.Bool // per check: a Startup check has passed once
@@ -103,6 +110,9 @@ func New(o Options) *Server {
 	}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
+	}
+	if o.Records != nil {
+		s.records = newJSONRecords(o.Records)
 	}
 	s.st.Store(o.State)
 	s.initMetrics()

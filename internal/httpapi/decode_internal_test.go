@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"net/http"
+	"net/http/httptest"
 	"reflect"
 	"strings"
 	"testing"
@@ -173,4 +175,28 @@ func FuzzDecodeJSON(f *testing.F) {
 	f.Fuzz(func(t *testing.T, data []byte) {
 		checkAgainstReference(t, data)
 	})
+}
+
+// TestReadBody: a body of known length is read into a buffer of that size;
+// a body that is shorter or longer than its Content-Length is an error,
+// one of unknown length is read whole.
+func TestReadBody(t *testing.T) {
+	for _, c := range []struct {
+		length int64
+		body   string
+		ok     bool
+	}{
+		{3, "abc", true},
+		{-1, "abc", true},
+		{0, "", true},
+		{6, "abc", false},
+		{2, "abc", false},
+	} {
+		r := httptest.NewRequest(http.MethodPost, "/", strings.NewReader(c.body))
+		r.ContentLength = c.length
+		got, err := readBody(httptest.NewRecorder(), r)
+		if (err == nil) != c.ok || c.ok && string(got) != c.body {
+			t.Errorf("Content-Length %d, body %q: %q, %v", c.length, c.body, got, err)
+		}
+	}
 }

@@ -33,8 +33,8 @@ type requestInfo struct {
 	start time.Time
 	w     respWriter
 
-	peer     string // the client address when X-Forwarded-For gave none
-	fallback string // why (client_ip_fallback), or ""
+	ip       string // the client address (clientIP)
+	fallback string // why it is the peer behind a trusted proxy (client_ip_fallback), or ""
 	refund   func() // gives back the per-IP request (limitIP), once
 
 	call    call   // the credential endpoints' state (credential)
@@ -73,7 +73,8 @@ func newIDSource() *idSource {
 }
 
 func (s *idSource) next() string {
-	return s.prefix + strconv.FormatUint(s.n.Add(1), 36)
+	var b [32]byte
+	return string(strconv.AppendUint(append(b[:0], s.prefix...), s.n.Add(1), 36))
 }
 
 // respWriter remembers the status and size of the response, for the
@@ -126,8 +127,14 @@ func (s *Server) front(next http.Handler) http.Handler {
 			h.Set("X-Request-Id", ri.id)
 			h.Set("X-Content-Type-Options", "nosniff")
 		}
-		if middleware.GetClientIP(r.Context()) == "" {
-			ri.peer, ri.fallback = peerAddr(r.RemoteAddr), fallbackReason(r)
+		switch {
+		case len(s.proxies) == 0:
+			ri.ip = peerAddr(r.RemoteAddr)
+		default:
+			// chi's ClientIPFromXFF ran before front (routes.go).
+			if ri.ip = middleware.GetClientIP(r.Context()); ri.ip == "" {
+				ri.ip, ri.fallback = peerAddr(r.RemoteAddr), fallbackReason(r)
+			}
 		}
 		r = r.WithContext(context.WithValue(r.Context(), requestKey, ri))
 		defer s.finish(r, ri)
@@ -218,7 +225,7 @@ func (s *Server) observe(r *http.Request, ri *requestInfo) {
 	if !knownMethod(method) {
 		method = "other"
 	}
-	s.m.HTTPRequests.WithLabelValues(route, method, strconv.Itoa(status)).Inc()
+	s.m.HTTPRequests.WithLabelValues(route, method, statusLabel(status)).Inc()
 	s.m.HTTPDuration.WithLabelValues(route, method).Observe(d.Seconds())
 	s.logRecord(r.Context(), ri, method, route, status, d)
 }
@@ -246,7 +253,7 @@ func (s *Server) logRecord(ctx context.Context, ri *requestInfo, method, route s
 		slog.String("route", route),
 		slog.Int("status", status),
 		slog.Float64("duration_ms", float64(d.Nanoseconds())/1e6),
-		slog.String("client_ip", clientIPOf(ctx, ri)),
+		slog.String("client_ip", ri.ip),
 		slog.Int("bytes", ri.w.bytes),
 	)
 	if ri.fallback != "" {
@@ -294,6 +301,28 @@ func (s *Server) routeOf(path string) string {
 	return ""
 }
 
+// statusLabel is strconv.Itoa(status) without an allocation for the codes
+// the API answers.
+func statusLabel(status int) string {
+	switch status {
+	case http.StatusOK:
+		return "200"
+	case http.StatusNoContent:
+		return "204"
+	case http.StatusBadRequest:
+		return "400"
+	case http.StatusUnauthorized:
+		return "401"
+	case http.StatusForbidden:
+		return "403"
+	case http.StatusNotFound:
+		return "404"
+	case http.StatusTooManyRequests:
+		return "429"
+	}
+	return strconv.Itoa(status)
+}
+
 func knownMethod(m string) bool {
 	switch m {
 	case http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch,
@@ -303,20 +332,10 @@ func knownMethod(m string) bool {
 	return false
 }
 
-// clientIP is the address chi's client-IP middleware settled on (the peer,
-// or the first untrusted hop of X-Forwarded-For behind trusted proxies), or
-// the peer when X-Forwarded-For gave none (see front).
-func clientIP(r *http.Request) string { return clientIPOf(r.Context(), infoOf(r.Context())) }
-
-func clientIPOf(ctx context.Context, ri *requestInfo) string {
-	if ip := middleware.GetClientIP(ctx); ip != "" {
-		return ip
-	}
-	if ri != nil && ri.peer != "" {
-		return ri.peer
-	}
-	return "unknown" // RemoteAddr is not an address: never from net/http
-}
+// clientIP is the client's address as front settled it: the peer, or
+// behind trusted proxies the first untrusted hop of X-Forwarded-For (chi's
+// ClientIPFromXFF), or the proxy itself when X-Forwarded-For named none.
+func clientIP(r *http.Request) string { return infoOf(r.Context()).ip }
 
 // fallbackReason says why the client address is the peer although the
 // request came through a trusted proxy: its X-Forwarded-For named no

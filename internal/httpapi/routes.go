@@ -14,7 +14,10 @@ import (
 // Public is the HTTPS listener's handler: the whole public surface.
 func (s *Server) Public() http.Handler {
 	r := chi.NewRouter()
-	r.Use(s.clientIPMiddleware(), s.front, s.cors(r), s.limitIP)
+	if len(s.proxies) > 0 {
+		r.Use(s.clientIPFromXFF())
+	}
+	r.Use(s.front, s.cors(r), s.limitIP)
 	r.Use(middleware.GetHead) // HEAD wherever GET is
 	s.routes = r              // observe labels 405s and preflights with their route
 	r.NotFound(notFound(s))
@@ -48,13 +51,11 @@ func (s *Server) Admin() http.Handler {
 	return r
 }
 
-// clientIPMiddleware resolves the client address once, from the peer or,
-// behind configured trusted proxies only, from X-Forwarded-For. The proxy
-// list is fixed at start: changing it needs a restart.
-func (s *Server) clientIPMiddleware() func(http.Handler) http.Handler {
-	if len(s.proxies) == 0 {
-		return middleware.ClientIPFromRemoteAddr
-	}
+// clientIPFromXFF finds the client address behind the configured trusted
+// proxies in X-Forwarded-For (chi's middleware; front reads it). Without
+// trusted proxies the client is the peer, which front takes itself. The
+// proxy list is fixed at start: changing it needs a restart.
+func (s *Server) clientIPFromXFF() func(http.Handler) http.Handler {
 	prefixes := make([]string, len(s.proxies))
 	for i, p := range s.proxies {
 		prefixes[i] = p.String()

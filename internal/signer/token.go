@@ -89,7 +89,7 @@ func (s *Signer) IssueToken(p TokenParams) (Token, error) {
 		if nonce, err = s.newNonce(nonceBuf[:0]); err != nil {
 			return Token{}, err
 		}
-	} else if !safeToken(p.Nonce, MaxNonceBytes) {
+	} else if !plainToken(p.Nonce, MaxNonceBytes, '.') {
 		return Token{}, inputErr("nonce", fmt.Sprintf("must be 1-%d characters of A-Z a-z 0-9 - _ .", MaxNonceBytes))
 	}
 

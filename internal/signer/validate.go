@@ -19,16 +19,7 @@ const (
 // A-Z a-z 0-9 - _ =. The rule also guarantees that an id needs no escaping in
 // JSON, which the hand-built claims rely on.
 func ValidUserID(id string) bool {
-	if len(id) == 0 || len(id) > MaxUserIDBytes {
-		return false
-	}
-	for i := 0; i < len(id); i++ {
-		c := id[i]
-		if !isAlnum(c) && c != '-' && c != '_' && c != '=' {
-			return false
-		}
-	}
-	return true
+	return plainToken(id, MaxUserIDBytes, '=')
 }
 
 // CheckUserID returns an InputError for an id that breaks Sinch's rule.
@@ -43,7 +34,7 @@ func CheckUserID(id string) error {
 // of A-Z a-z 0-9 - _ . (Sinch keys are UUIDs). Like user ids, keys need no JSON
 // escaping.
 func ValidAppKey(key string) bool {
-	return safeToken(key, MaxAppKeyBytes)
+	return plainToken(key, MaxAppKeyBytes, '.')
 }
 
 // CheckTTL validates a token lifetime against Sinch's minimum and max (0 = no
@@ -69,13 +60,16 @@ func CheckInstanceTTL(ttl time.Duration) error {
 	return nil
 }
 
-func safeToken(s string, max int) bool {
+// plainToken reports whether s is 1 to max bytes of A-Z a-z 0-9 - _ and
+// the byte extra: the alphabets of user ids ('='), application keys and
+// nonces ('.'), none of which needs escaping in JSON.
+func plainToken(s string, max int, extra byte) bool {
 	if len(s) == 0 || len(s) > max {
 		return false
 	}
 	for i := 0; i < len(s); i++ {
 		c := s[i]
-		if !isAlnum(c) && c != '-' && c != '_' && c != '.' {
+		if !isAlnum(c) && c != '-' && c != '_' && c != extra {
 			return false
 		}
 	}

@@ -444,6 +444,7 @@ func TestNewVerifierConfigErrors(t *testing.T) {
 		{"JWKS URL relative", mod(func(p *Provider) { p.JWKSURL = "/jwks" }), VerifierOptions{}},
 		{"discovery issuer not a URL", mod(func(p *Provider) { p.Issuer = "my-issuer" }), VerifierOptions{}},
 		{"discovery issuer with query", mod(func(p *Provider) { p.Issuer = "https://idp.example.com/?x=1" }), VerifierOptions{}},
+		{"discovery issuer with fragment", mod(func(p *Provider) { p.Issuer = "https://idp.example.com/#x" }), VerifierOptions{}},
 		{"duplicate issuer", []Provider{base, base}, VerifierOptions{}},
 		{"negative refresh interval", []Provider{base}, VerifierOptions{RefreshInterval: -time.Second}},
 		{"negative unknown-kid rate", []Provider{base}, VerifierOptions{UnknownKIDRateLimit: -time.Second}},

@@ -13,6 +13,7 @@ import (
 
 	"github.com/authserver-dev/authserver/internal/auth"
 	"github.com/authserver-dev/authserver/internal/auth/oidctest"
+	"github.com/authserver-dev/authserver/internal/httpapi"
 )
 
 func TestEndUserTokens(t *testing.T) {
@@ -42,7 +43,7 @@ func TestEndUserTokens(t *testing.T) {
 			t.Run("signature for own user", func(t *testing.T) {
 				r := e.do(t, req{path: "/v1/registration-signatures", bearer: tok})
 				mustCredential(t, r)
-				if got := mustDecode[signatureResponse](t, r); got.UserID != "alice" || got.Sequence == 0 {
+				if got := mustDecode[httpapi.SignatureResponse](t, r); got.UserID != "alice" || got.Sequence == 0 {
 					t.Errorf("got %+v", got)
 				}
 			})

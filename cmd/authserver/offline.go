@@ -62,8 +62,12 @@ func runToken(args []string, getenv func(string) string, stdout, stderr io.Write
 			return fmt.Errorf("--issued-at: %q is not an RFC 3339 time like 2026-11-22T23:59:59Z", *issuedAt)
 		}
 	}
+	uid, err := signer.ParseUserID(*user) // the server's rule, checked where the id enters
+	if err != nil {
+		return cliInputError(err)
+	}
 	tok, err := signer.New(time.Now, rand.Reader).IssueToken(signer.TokenParams{
-		ApplicationKey: *o.appKey, Secret: secrets[0], UserID: *user,
+		ApplicationKey: *o.appKey, Secret: secrets[0], UserID: uid,
 		TTL: *ttl, InstanceTTL: *instTTL, Nonce: *nonce, IssuedAt: at,
 	})
 	if err != nil {
@@ -81,7 +85,11 @@ func runSignature(args []string, getenv func(string) string, stdout, stderr io.W
 	if err != nil {
 		return err
 	}
-	sig, err := signer.LegacySignature(*o.appKey, secrets[0], *user, *seq)
+	uid, err := signer.ParseUserID(*user)
+	if err != nil {
+		return cliInputError(err)
+	}
+	sig, err := signer.LegacySignature(*o.appKey, secrets[0], uid, *seq)
 	if err != nil {
 		return cliInputError(err)
 	}

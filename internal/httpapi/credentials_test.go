@@ -188,7 +188,7 @@ func TestSignatures(t *testing.T) {
 		if got.ApplicationKey != app || got.UserID != user || got.Sequence != seq {
 			t.Errorf("got %s/%s #%d, want %s/%s #%d", got.ApplicationKey, got.UserID, got.Sequence, app, user, seq)
 		}
-		want, err := signer.LegacySignature(app, signer.MustParseSecret(secret), user, seq)
+		want, err := signer.LegacySignature(app, signer.MustParseSecret(secret), signer.MustParseUserID(user), seq)
 		if err != nil {
 			t.Fatal(err)
 		}

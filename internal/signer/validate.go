@@ -22,13 +22,39 @@ func ValidUserID(id string) bool {
 	return plainToken(id, MaxUserIDBytes, '=')
 }
 
-// CheckUserID returns an InputError for an id that breaks Sinch's rule.
-func CheckUserID(id string) error {
+// UserID is a user id that follows Sinch's rule, made by ParseUserID. The
+// id is checked once, where it enters (core.Issuer for a request, the
+// offline commands for a flag), and the signer builds the claims and the
+// legacy signature's string from a UserID without checking it again: it
+// cannot hold an id the rule refuses, such as one with a quote that would
+// break out of the hand-built JSON. The zero UserID is the one invalid
+// value; IssueToken and LegacySignature refuse it.
+type UserID struct{ id string }
+
+// ParseUserID returns id as a UserID, or an InputError for an id that
+// breaks Sinch's rule (ValidUserID).
+func ParseUserID(id string) (UserID, error) {
 	if !ValidUserID(id) {
-		return inputErr("userId", fmt.Sprintf("must be 1-%d characters of A-Z a-z 0-9 - _ =", MaxUserIDBytes))
+		return UserID{}, inputErr("userId", fmt.Sprintf("must be 1-%d characters of A-Z a-z 0-9 - _ =", MaxUserIDBytes))
 	}
-	return nil
+	return UserID{id}, nil
 }
+
+// MustParseUserID is ParseUserID for ids known to be valid (tests,
+// examples); it panics on an invalid one.
+func MustParseUserID(id string) UserID {
+	u, err := ParseUserID(id)
+	if err != nil {
+		panic(err)
+	}
+	return u
+}
+
+// String returns the id.
+func (u UserID) String() string { return u.id }
+
+// IsZero reports whether u is the zero UserID, which no ParseUserID returns.
+func (u UserID) IsZero() bool { return u.id == "" }
 
 // ValidAppKey reports whether key is a plausible application key: 1–255 bytes
 // of A-Z a-z 0-9 - _ . (Sinch keys are UUIDs). Like user ids, keys need no JSON

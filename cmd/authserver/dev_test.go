@@ -14,7 +14,6 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
-	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -399,8 +398,6 @@ func TestGracefulShutdown(t *testing.T) {
 		t.Errorf("no \"stopped\" log line:\n%s", s.rc.stderr)
 	}
 }
-
-var devIDTokenRe = regexp.MustCompile(`(?s)demo\s+identity token for user (\S+) .*?\n\n  (\S+)\n`)
 
 // TestDevBrowserFlow: dev accepts its demo identity token as a Bearer token
 // (what a browser page sends: it must not hold an API key), and allows CORS

@@ -115,9 +115,12 @@ func newServer(t *testing.T, rc *runningCmd, publicURL, adminURL, certFile strin
 		client: &http.Client{Transport: tr, Timeout: 10 * time.Second}}
 }
 
+// The parts of the dev banner the tests read: the listeners' URLs and the
+// demo identity token.
 var (
-	devPublicRe = regexp.MustCompile(`public API\s+(https://\S+)\s+\(self-signed certificate: (\S+)\)`)
-	devAdminRe  = regexp.MustCompile(`admin\s+http://(\S+)/metrics`)
+	devPublicRe  = regexp.MustCompile(`public API\s+(https://\S+)\s+\(self-signed certificate: (\S+)\)`)
+	devAdminRe   = regexp.MustCompile(`admin\s+http://(\S+)/metrics`)
+	devIDTokenRe = regexp.MustCompile(`(?s)demo\s+identity token for user (\S+) .*?\n\n  (\S+)\n`)
 )
 
 // startDev runs `authserver dev` on free loopback ports in its own data dir

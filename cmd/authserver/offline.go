@@ -32,16 +32,25 @@ func newOfflineFlags(name, appKey, appKeyUsage string, stderr io.Writer) *offlin
 	return o
 }
 
-// secrets parses args, which must hold flags only (token, signature), and
-// resolves the secrets.
-func (o *offlineFlags) secrets(args []string, getenv func(string) string, stderr io.Writer) ([]signer.Secret, error) {
+// inputs parses args and resolves the secrets and the user id
+// (ParseUserID: the server's rule, checked here where the id enters). Token
+// and signature take flags only; main prints nothing for a usage error, so
+// the reason for refusing an argument is printed here.
+func (o *offlineFlags) inputs(args []string, user *string, getenv func(string) string, stderr io.Writer) ([]signer.Secret, signer.UserID, error) {
 	if err := parse(o.fs, args); err != nil {
-		return nil, err
+		return nil, signer.UserID{}, err
 	}
-	if err := noArgs(o.fs, stderr); err != nil {
-		return nil, err
+	if o.fs.NArg() > 0 {
+		err := fmt.Errorf("unexpected argument %q (every input is a flag, and flags go before arguments)", o.fs.Arg(0))
+		fmt.Fprintf(stderr, "%s: %v\n", o.fs.Name(), err)
+		return nil, signer.UserID{}, usageError{err}
 	}
-	return app.OfflineSecrets(o.secret, o.secretFile, getenv)
+	secrets, err := app.OfflineSecrets(o.secret, o.secretFile, getenv)
+	if err != nil {
+		return nil, signer.UserID{}, err
+	}
+	uid, err := signer.ParseUserID(*user)
+	return secrets, uid, cliInputError(err)
 }
 
 func runToken(args []string, getenv func(string) string, stdout, stderr io.Writer) error {
@@ -52,7 +61,7 @@ func runToken(args []string, getenv func(string) string, stdout, stderr io.Write
 	instTTL := fs.Duration("instance-ttl", 0, "registration lifetime, sinch:rtc:instance:exp (0 = none, else at least 48h)")
 	nonce := fs.String("nonce", "", "nonce (default: random UUIDv4); pins the token for tests")
 	issuedAt := fs.String("issued-at", "", "issue time, RFC 3339 (default: now); pins the token for tests")
-	secrets, err := o.secrets(args, getenv, stderr)
+	secrets, uid, err := o.inputs(args, user, getenv, stderr)
 	if err != nil {
 		return err
 	}
@@ -63,7 +72,7 @@ func runToken(args []string, getenv func(string) string, stdout, stderr io.Write
 		}
 	}
 	tok, err := signer.New(time.Now, rand.Reader).IssueToken(signer.TokenParams{
-		ApplicationKey: *o.appKey, Secret: secrets[0], UserID: *user,
+		ApplicationKey: *o.appKey, Secret: secrets[0], UserID: uid,
 		TTL: *ttl, InstanceTTL: *instTTL, Nonce: *nonce, IssuedAt: at,
 	})
 	if err != nil {
@@ -77,11 +86,11 @@ func runSignature(args []string, getenv func(string) string, stdout, stderr io.W
 	o := newOfflineFlags("signature", getenv("AUTHSERVER_APP_KEY"), "application key", stderr)
 	user := o.fs.String("user", "", "user id")
 	seq := o.fs.Uint64("sequence", 0, "sequence number (at least 1)")
-	secrets, err := o.secrets(args, getenv, stderr)
+	secrets, uid, err := o.inputs(args, user, getenv, stderr)
 	if err != nil {
 		return err
 	}
-	sig, err := signer.LegacySignature(*o.appKey, secrets[0], *user, *seq)
+	sig, err := signer.LegacySignature(*o.appKey, secrets[0], uid, *seq)
 	if err != nil {
 		return cliInputError(err)
 	}
@@ -110,17 +119,6 @@ func runVerify(args []string, getenv func(string) string, stdout, stderr io.Writ
 	enc := json.NewEncoder(stdout)
 	enc.SetIndent("", "  ")
 	return enc.Encode(map[string]any{"header": v.Header, "claims": v.Claims})
-}
-
-// noArgs refuses positional arguments, which token and signature do not
-// take. main prints nothing for a usage error, so the reason is printed here.
-func noArgs(fs *flag.FlagSet, stderr io.Writer) error {
-	if fs.NArg() == 0 {
-		return nil
-	}
-	err := fmt.Errorf("unexpected argument %q (every input is a flag, and flags go before arguments)", fs.Arg(0))
-	fmt.Fprintf(stderr, "%s: %v\n", fs.Name(), err)
-	return usageError{err}
 }
 
 // inputFlags names the flag of each signer.InputError field.

@@ -58,7 +58,7 @@ type Dev struct {
 // per data dir (so tokens stay verifiable across restarts). It first checks
 // that o.DemoUser is a valid user id.
 func PrepareDev(o DevOptions) (*Dev, error) {
-	if err := signer.CheckUserID(o.DemoUser); err != nil {
+	if _, err := signer.ParseUserID(o.DemoUser); err != nil {
 		return nil, fmt.Errorf("--demo-user: %w", err)
 	}
 	if err := os.MkdirAll(o.DataDir, 0o700); err != nil {

@@ -33,37 +33,69 @@ type apiKey struct {
 	apps []string
 }
 
-// NewAPIKeys checks keys (non-empty unique names, 64-hex-digit digests that
-// are unique, a non-empty allow-list) and returns the set.
+// NewAPIKeys checks keys (CheckAPIKeys) and returns the set.
 func NewAPIKeys(keys []APIKey) (*APIKeys, error) {
 	set := &APIKeys{bySum: make(map[[sha256.Size]byte]*apiKey, len(keys))}
 	names := make(map[string]bool, len(keys))
 	for i, k := range keys {
+		bad := func(field, problem string) error {
+			return &APIKeyError{Index: i, Field: field, Problem: problem}
+		}
 		if k.Name == "" {
-			return nil, fmt.Errorf("auth: api key #%d: empty name", i+1)
+			return nil, bad("name", "is required")
 		}
 		if names[k.Name] {
-			return nil, fmt.Errorf("auth: api key %q: duplicate name", k.Name)
+			return nil, bad("name", fmt.Sprintf("%q is used twice", k.Name))
 		}
 		names[k.Name] = true
-		if len(k.SHA256) != hex.EncodedLen(sha256.Size) {
-			return nil, fmt.Errorf("auth: api key %q: sha256 must be %d hex digits, got %d characters",
-				k.Name, hex.EncodedLen(sha256.Size), len(k.SHA256))
-		}
-		var sum [sha256.Size]byte
-		if _, err := hex.Decode(sum[:], []byte(k.SHA256)); err != nil {
-			return nil, fmt.Errorf("auth: api key %q: sha256 is not hex", k.Name)
+		sum, ok := parseDigest(k.SHA256)
+		if !ok {
+			return nil, bad("sha256", "must be the 64-character hex SHA-256 of the key (printf %s KEY | sha256sum)")
 		}
 		if other, dup := set.bySum[sum]; dup {
 			// Two names for one key would make the principal ambiguous.
-			return nil, fmt.Errorf("auth: api keys %q and %q have the same sha256", other.name, k.Name)
+			return nil, bad("sha256", fmt.Sprintf("is also the sha256 of %q: one key cannot have two names", other.name))
+		}
+		if len(k.Applications) == 0 {
+			return nil, bad("applications", `is required (use ["*"] for all applications)`)
 		}
 		if !validApplications(k.Applications) {
-			return nil, fmt.Errorf(`auth: api key %q: applications must list at least one non-empty key (or "*")`, k.Name)
+			return nil, bad("applications", "must not list an empty application key")
 		}
 		set.bySum[sum] = &apiKey{name: k.Name, apps: cloneApplications(k.Applications)}
 	}
 	return set, nil
+}
+
+// CheckAPIKeys returns what NewAPIKeys refuses in keys, as an
+// *APIKeyError, or nil: every name present and unique, every digest 64 hex
+// digits and unique, every allow-list non-empty without an empty entry.
+// config validates api_keys with it, so the two cannot disagree.
+func CheckAPIKeys(keys []APIKey) error {
+	_, err := NewAPIKeys(keys)
+	return err
+}
+
+// APIKeyError is the first problem found in a list of API keys: keys[Index]'s
+// Field ("name", "sha256" or "applications"). Problem never repeats the
+// digest, which could be a key pasted in clear.
+type APIKeyError struct {
+	Index   int
+	Field   string
+	Problem string
+}
+
+func (e *APIKeyError) Error() string {
+	return fmt.Sprintf("auth: api key #%d: %s %s", e.Index+1, e.Field, e.Problem)
+}
+
+// parseDigest decodes a SHA-256 digest of 64 hex digits, either case.
+func parseDigest(s string) (sum [sha256.Size]byte, ok bool) {
+	if len(s) != hex.EncodedLen(sha256.Size) {
+		return sum, false
+	}
+	_, err := hex.Decode(sum[:], []byte(s))
+	return sum, err == nil
 }
 
 // Authenticate returns the principal for the presented key, or

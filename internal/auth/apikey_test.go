@@ -67,27 +67,32 @@ func TestAPIKeysNoKeys(t *testing.T) {
 	}
 }
 
+// TestNewAPIKeysErrors: each refusal names the key (its index) and the
+// field, which config turns into its api_keys[i].field path, and
+// CheckAPIKeys refuses exactly what NewAPIKeys refuses.
 func TestNewAPIKeysErrors(t *testing.T) {
 	good := sha256Hex("k")
 	tests := []struct {
-		name string
-		keys []APIKey
+		name  string
+		keys  []APIKey
+		index int
+		field string
 	}{
-		{"empty name", []APIKey{{Name: "", SHA256: good, Applications: []string{"*"}}}},
+		{"empty name", []APIKey{{Name: "", SHA256: good, Applications: []string{"*"}}}, 0, "name"},
 		{"duplicate name", []APIKey{
 			{Name: "a", SHA256: good, Applications: []string{"*"}},
 			{Name: "a", SHA256: sha256Hex("other"), Applications: []string{"*"}},
-		}},
+		}, 1, "name"},
 		{"duplicate hash", []APIKey{
 			{Name: "a", SHA256: good, Applications: []string{"*"}},
 			{Name: "b", SHA256: strings.ToUpper(good), Applications: []string{"*"}},
-		}},
-		{"short hash", []APIKey{{Name: "a", SHA256: good[:63], Applications: []string{"*"}}}},
-		{"long hash", []APIKey{{Name: "a", SHA256: good + "0", Applications: []string{"*"}}}},
-		{"not hex", []APIKey{{Name: "a", SHA256: "z" + good[1:], Applications: []string{"*"}}}},
-		{"key in clear", []APIKey{{Name: "a", SHA256: "my-secret-api-key", Applications: []string{"*"}}}},
-		{"no applications", []APIKey{{Name: "a", SHA256: good}}},
-		{"empty application", []APIKey{{Name: "a", SHA256: good, Applications: []string{""}}}},
+		}, 1, "sha256"},
+		{"short hash", []APIKey{{Name: "a", SHA256: good[:63], Applications: []string{"*"}}}, 0, "sha256"},
+		{"long hash", []APIKey{{Name: "a", SHA256: good + "0", Applications: []string{"*"}}}, 0, "sha256"},
+		{"not hex", []APIKey{{Name: "a", SHA256: "z" + good[1:], Applications: []string{"*"}}}, 0, "sha256"},
+		{"key in clear", []APIKey{{Name: "a", SHA256: "my-secret-api-key", Applications: []string{"*"}}}, 0, "sha256"},
+		{"no applications", []APIKey{{Name: "a", SHA256: good}}, 0, "applications"},
+		{"empty application", []APIKey{{Name: "a", SHA256: good, Applications: []string{""}}}, 0, "applications"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -95,10 +100,20 @@ func TestNewAPIKeysErrors(t *testing.T) {
 			if err == nil {
 				t.Fatal("NewAPIKeys accepted invalid keys")
 			}
+			var ke *APIKeyError
+			if !errors.As(err, &ke) || ke.Index != tt.index || ke.Field != tt.field || ke.Problem == "" {
+				t.Errorf("error %v (%#v), want an *APIKeyError for key %d's %s", err, err, tt.index, tt.field)
+			}
 			if strings.Contains(err.Error(), "my-secret-api-key") {
 				t.Errorf("error %q repeats the configured value", err)
 			}
+			if cerr := CheckAPIKeys(tt.keys); cerr == nil || cerr.Error() != err.Error() {
+				t.Errorf("CheckAPIKeys = %v, NewAPIKeys = %v", cerr, err)
+			}
 		})
+	}
+	if err := CheckAPIKeys([]APIKey{{Name: "a", SHA256: good, Applications: []string{"*"}}}); err != nil {
+		t.Errorf("CheckAPIKeys of a valid key: %v", err)
 	}
 }
 

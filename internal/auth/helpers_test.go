@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -48,6 +47,14 @@ func mustVerifier(tb testing.TB, providers []Provider, opts VerifierOptions) *Ve
 	return v
 }
 
+// oidcAndHS256Verifier returns a fresh OIDC test provider and a Verifier
+// (mustVerifier, with opts) that trusts it and the HS256 provider.
+func oidcAndHS256Verifier(tb testing.TB, opts VerifierOptions) (*oidctest.Provider, *Verifier) {
+	tb.Helper()
+	idp := oidctest.New(tb)
+	return idp, mustVerifier(tb, []Provider{oidcProvider(idp), hs256Provider()}, opts)
+}
+
 func signHS256(tb testing.TB, secret []byte, claims jwt.MapClaims) string {
 	tb.Helper()
 	s, err := jwt.NewWithClaims(jwt.SigningMethodHS256, claims).SignedString(secret)
@@ -89,30 +96,6 @@ func waitFor(tb testing.TB, timeout time.Duration, what string, cond func() bool
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-}
-
-// refreshLog records OnRefresh calls.
-type refreshLog struct {
-	mu    sync.Mutex
-	calls []string
-}
-
-func (l *refreshLog) record(provider, result string) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	l.calls = append(l.calls, provider+" "+result)
-}
-
-func (l *refreshLog) count(provider, result string) int {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	n := 0
-	for _, c := range l.calls {
-		if c == provider+" "+result {
-			n++
-		}
-	}
-	return n
 }
 
 // checkSafeDescription fails if d is empty, could break out of a quoted

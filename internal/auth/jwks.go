@@ -225,33 +225,33 @@ func (v *Verifier) discover(issuer, u string) (string, error) {
 // from: absolute http and https URLs without a fragment. A query is allowed
 // (Azure AD B2C's jwks_uri ends in "?p=<policy>").
 func checkFetchURL(raw string) error {
-	u, err := url.Parse(raw)
-	if err != nil {
-		return errors.New("not a valid URL")
-	}
-	if u.Scheme != "http" && u.Scheme != "https" || u.Host == "" {
-		return fmt.Errorf("%q is not an absolute http(s) URL", raw)
-	}
-	if u.Fragment != "" {
-		return fmt.Errorf("%q must not have a fragment", raw)
-	}
-	return nil
+	_, err := parseFetchURL(raw)
+	return err
 }
 
-// checkHTTPURL accepts issuers used for discovery: absolute http and https
-// URLs without a query or fragment (OpenID Connect Discovery 1.0 §2).
+// checkHTTPURL accepts issuers used for discovery: fetch URLs without a
+// query either (OpenID Connect Discovery 1.0 §2).
 func checkHTTPURL(raw string) error {
+	u, err := parseFetchURL(raw)
+	if err == nil && u.RawQuery != "" {
+		err = fmt.Errorf("%q must not have a query", raw)
+	}
+	return err
+}
+
+// parseFetchURL parses raw and refuses what checkFetchURL refuses.
+func parseFetchURL(raw string) (*url.URL, error) {
 	u, err := url.Parse(raw)
 	if err != nil {
-		return errors.New("not a valid URL")
+		return nil, errors.New("not a valid URL")
 	}
 	if u.Scheme != "http" && u.Scheme != "https" || u.Host == "" {
-		return fmt.Errorf("%q is not an absolute http(s) URL", raw)
+		return nil, fmt.Errorf("%q is not an absolute http(s) URL", raw)
 	}
-	if u.Fragment != "" || u.RawQuery != "" {
-		return fmt.Errorf("%q must not have a query or fragment", raw)
+	if u.Fragment != "" {
+		return nil, fmt.Errorf("%q must not have a fragment", raw)
 	}
-	return nil
+	return u, nil
 }
 
 func (v *Verifier) report(issuer, result string) {

@@ -162,21 +162,21 @@ func (s *tokenShard) evictLocked(now time.Time) {
 // len returns the number of entries (tests).
 func (c *tokenCache) len() int {
 	n := 0
-	for i := range c.shards {
-		s := &c.shards[i]
-		s.mu.Lock()
-		n += len(s.m)
-		s.mu.Unlock()
-	}
+	c.eachShard(func(m map[[sha256.Size]byte]cachedToken) { n += len(m) })
 	return n
 }
 
 // clear drops every entry.
 func (c *tokenCache) clear() {
+	c.eachShard(func(m map[[sha256.Size]byte]cachedToken) { clear(m) })
+}
+
+// eachShard calls f with each shard's map, under that shard's lock.
+func (c *tokenCache) eachShard(f func(map[[sha256.Size]byte]cachedToken)) {
 	for i := range c.shards {
 		s := &c.shards[i]
 		s.mu.Lock()
-		clear(s.m)
+		f(s.m)
 		s.mu.Unlock()
 	}
 }

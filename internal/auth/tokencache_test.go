@@ -264,8 +264,7 @@ func TestTokenCacheNotYetValidNotServed(t *testing.T) {
 }
 
 func TestTokenCacheFailuresNotCached(t *testing.T) {
-	idp := oidctest.New(t)
-	v := mustVerifier(t, []Provider{oidcProvider(idp), hs256Provider()}, VerifierOptions{})
+	idp, v := oidcAndHS256Verifier(t, VerifierOptions{})
 	checks := countHS256(t, v)
 	good := signHS256(t, testHS256Secret(), hsClaims(testNow()))
 	sig := []byte(good)
@@ -374,10 +373,8 @@ func TestTokenCacheSizeOne(t *testing.T) {
 }
 
 func TestTokenCacheConcurrent(t *testing.T) {
-	idp := oidctest.New(t)
 	clock := newFakeClock(testNow())
-	v := mustVerifier(t, []Provider{oidcProvider(idp), hs256Provider()},
-		VerifierOptions{Now: clock.Now, TokenCacheSize: 8, RefreshInterval: 5 * time.Millisecond})
+	idp, v := oidcAndHS256Verifier(t, VerifierOptions{Now: clock.Now, TokenCacheSize: 8, RefreshInterval: 5 * time.Millisecond})
 	claims := idp.Claims("alice", testAudience, testNow())
 	var good []string
 	for i := range 6 {

@@ -16,8 +16,7 @@ import (
 
 func TestVerifyAccepts(t *testing.T) {
 	now := testNow()
-	idp := oidctest.New(t)
-	v := mustVerifier(t, []Provider{oidcProvider(idp), hs256Provider()}, VerifierOptions{})
+	idp, v := oidcAndHS256Verifier(t, VerifierOptions{})
 	if err := v.Ready(); err != nil {
 		t.Fatalf("Ready: %v", err)
 	}
@@ -50,6 +49,50 @@ func TestVerifyAccepts(t *testing.T) {
 	}
 }
 
+// FuzzVerify feeds arbitrary bearer tokens to Verify: it must never panic,
+// and must either accept with a user id or refuse with a *TokenError.
+func FuzzVerify(f *testing.F) {
+	now := testNow()
+	idp, v := oidcAndHS256Verifier(f, VerifierOptions{})
+	claims := idp.Claims("alice", testAudience, now)
+	rs := idp.Sign("RS256", claims)
+	for _, seed := range []string{
+		"",
+		".",
+		"..",
+		"...",
+		"a.b.c",
+		"e30.e30.",
+		"eyJhbGciOiJub25lIn0.e30.",
+		rs,
+		idp.Sign("ES256", claims),
+		idp.SignWithKID("RS256", "", claims),
+		signHS256(f, testHS256Secret(), hsClaims(now)),
+		rs[:len(rs)-1],
+		strings.Replace(rs, ".", "..", 1),
+		"Bearer " + rs,
+		"eyJhbGciOiJSUzI1NiIsImtpZCI6WzFdfQ.eyJpc3MiOnt9fQ.AA",
+	} {
+		f.Add(seed)
+	}
+	f.Fuzz(func(t *testing.T, raw string) {
+		p, err := v.Verify(context.Background(), raw)
+		if err == nil {
+			if p.Kind != KindUser || p.UserID == "" || p.Name == "" {
+				t.Fatalf("accepted with an incomplete principal %+v", p)
+			}
+			return
+		}
+		te := mustTokenError(t, err)
+		if te.Reason == "" || te.Description == "" {
+			t.Fatalf("TokenError without reason or description: %+v", te)
+		}
+		if len(raw) > 16 && strings.Contains(te.Error(), raw) {
+			t.Fatalf("error text repeats the token: %q", te.Error())
+		}
+	})
+}
+
 func TestVerifyCustomUserIDClaim(t *testing.T) {
 	now := testNow()
 	idp := oidctest.New(t)
@@ -74,9 +117,8 @@ func TestVerifyCustomUserIDClaim(t *testing.T) {
 
 func TestVerifyRefusals(t *testing.T) {
 	now := testNow()
-	idp := oidctest.New(t)
+	idp, v := oidcAndHS256Verifier(t, VerifierOptions{})
 	other := oidctest.New(t) // a different key pair with the same kids
-	v := mustVerifier(t, []Provider{oidcProvider(idp), hs256Provider()}, VerifierOptions{})
 	claims := idp.Claims("alice", testAudience, now)
 	good := idp.Sign("RS256", claims)
 	goodParts := strings.Split(good, ".")
@@ -444,6 +486,7 @@ func TestNewVerifierConfigErrors(t *testing.T) {
 		{"JWKS URL relative", mod(func(p *Provider) { p.JWKSURL = "/jwks" }), VerifierOptions{}},
 		{"discovery issuer not a URL", mod(func(p *Provider) { p.Issuer = "my-issuer" }), VerifierOptions{}},
 		{"discovery issuer with query", mod(func(p *Provider) { p.Issuer = "https://idp.example.com/?x=1" }), VerifierOptions{}},
+		{"discovery issuer with fragment", mod(func(p *Provider) { p.Issuer = "https://idp.example.com/#x" }), VerifierOptions{}},
 		{"duplicate issuer", []Provider{base, base}, VerifierOptions{}},
 		{"negative refresh interval", []Provider{base}, VerifierOptions{RefreshInterval: -time.Second}},
 		{"negative unknown-kid rate", []Provider{base}, VerifierOptions{UnknownKIDRateLimit: -time.Second}},
@@ -503,8 +546,7 @@ func TestVerifierClose(t *testing.T) {
 
 func TestVerifyConcurrent(t *testing.T) {
 	now := testNow()
-	idp := oidctest.New(t)
-	v := mustVerifier(t, []Provider{oidcProvider(idp), hs256Provider()}, VerifierOptions{RefreshInterval: 5 * time.Millisecond})
+	idp, v := oidcAndHS256Verifier(t, VerifierOptions{RefreshInterval: 5 * time.Millisecond})
 	claims := idp.Claims("alice", testAudience, now)
 	tokens := []string{
 		idp.Sign("RS256", claims),
@@ -590,4 +632,28 @@ func refreshingVerifier(t *testing.T) (*oidctest.Provider, *refreshLog, *Verifie
 		OnRefresh:       log.record,
 	})
 	return idp, log, v, idp.Claims("alice", testAudience, testNow())
+}
+
+// refreshLog records OnRefresh calls.
+type refreshLog struct {
+	mu    sync.Mutex
+	calls []string
+}
+
+func (l *refreshLog) record(provider, result string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.calls = append(l.calls, provider+" "+result)
+}
+
+func (l *refreshLog) count(provider, result string) int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	n := 0
+	for _, c := range l.calls {
+		if c == provider+" "+result {
+			n++
+		}
+	}
+	return n
 }

@@ -537,28 +537,28 @@ func checkProviderShape(key string, p *IdentityProvider, hs bool) error {
 	return nil
 }
 
+// checkAPIKeys checks api_keys with auth.CheckAPIKeys, the rules the server
+// builds its keys with, and adds what only the configuration knows: the
+// placeholders of the examples, and the configured applications.
 func (c *Config) checkAPIKeys() error {
-	names := map[string]bool{}
+	keys := make([]auth.APIKey, len(c.APIKeys))
+	for i, k := range c.APIKeys {
+		// Said before the digest rule, which would only call it malformed.
+		if placeholder(k.SHA256) {
+			return errf(fmt.Sprintf("api_keys[%d].sha256", i), "is a placeholder: put the SHA-256 of your key here (printf %%s KEY | sha256sum)")
+		}
+		keys[i] = auth.APIKey{Name: k.Name, SHA256: k.SHA256, Applications: k.Applications}
+	}
+	var kerr *auth.APIKeyError
+	if err := auth.CheckAPIKeys(keys); errors.As(err, &kerr) {
+		return errf(fmt.Sprintf("api_keys[%d].%s", kerr.Index, kerr.Field), "%s", kerr.Problem)
+	} else if err != nil {
+		return errf("api_keys", "%v", err)
+	}
 	for i, k := range c.APIKeys {
 		key := fmt.Sprintf("api_keys[%d]", i)
-		if k.Name == "" {
-			return errf(key+".name", "is required")
-		}
-		if names[k.Name] {
-			return errf(key+".name", "%q is used twice", k.Name)
-		}
-		names[k.Name] = true
-		if placeholder(k.SHA256) {
-			return errf(key+".sha256", "is a placeholder: put the SHA-256 of your key here (printf %%s KEY | sha256sum)")
-		}
-		if !isHex64(k.SHA256) {
-			return errf(key+".sha256", "must be the 64-character hex SHA-256 of the key (printf %%s KEY | sha256sum)")
-		}
 		if why := placeholderHash(k.SHA256); why != "" {
 			return errf(key+".sha256", "is %s, not a real key's: put the SHA-256 of your key here (printf %%s KEY | sha256sum)", why)
-		}
-		if len(k.Applications) == 0 {
-			return errf(key+".applications", "is required (use [\"*\"] for all applications)")
 		}
 		if err := c.checkAppList(key+".applications", k.Applications); err != nil {
 			return err
@@ -598,17 +598,4 @@ func (c *Config) DefaultApplication() *Application {
 		}
 	}
 	return nil
-}
-
-func isHex64(s string) bool {
-	if len(s) != 64 {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f' || c >= 'A' && c <= 'F') {
-			return false
-		}
-	}
-	return true
 }

@@ -241,6 +241,11 @@ func TestLoadInvalid(t *testing.T) {
 			"  - {name: backend, sha256: " + keyHash + ", applications: [\"*\"]}\n" +
 			"  - {name: backend, sha256: " + keyHash + ", applications: [\"*\"]}\n",
 			key: "api_keys[1].name"},
+		{name: "api key sha256 twice", yaml: tlsYAML + appYAML + "api_keys:\n" +
+			"  - {name: backend, sha256: " + keyHash + ", applications: [\"*\"]}\n" +
+			"  - {name: ops, sha256: " + strings.ToUpper(keyHash) + ", applications: [\"*\"]}\n",
+			key: "api_keys[1].sha256", want: `"backend"`},
+		{name: "api key empty application", yaml: tlsYAML + appYAML + "api_keys:\n  - {name: backend, sha256: " + keyHash + ", applications: [\"*\", \"\"]}\n", key: "api_keys[0].applications", want: "empty"},
 		{name: "api key sha256 too short", yaml: tlsYAML + appYAML + "api_keys:\n  - {name: backend, sha256: " + keyHash[:63] + ", applications: [\"*\"]}\n", key: "api_keys[0].sha256", want: "sha256sum"},
 		{name: "api key sha256 not hex", yaml: tlsYAML + appYAML + "api_keys:\n  - {name: backend, sha256: " + keyHash[:63] + "g, applications: [\"*\"]}\n", key: "api_keys[0].sha256"},
 		{name: "api key in clear", yaml: tlsYAML + appYAML + "api_keys:\n  - {name: backend, sha256: backend-api-key-1, applications: [\"*\"]}\n", key: "api_keys[0].sha256"},

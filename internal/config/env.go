@@ -71,34 +71,26 @@ func str(p func(*Config) *string) func(*Config, string) error {
 }
 
 func boolean(p func(*Config) *bool) func(*Config, string) error {
-	return func(c *Config, v string) error {
-		b, err := strconv.ParseBool(v)
-		if err != nil {
-			return fmt.Errorf("%q is not true or false", v)
-		}
-		*p(c) = b
-		return nil
-	}
+	return parsed(strconv.ParseBool, "true or false", p)
 }
 
 func integer(p func(*Config) *int) func(*Config, string) error {
-	return func(c *Config, v string) error {
-		n, err := strconv.Atoi(v)
-		if err != nil {
-			return fmt.Errorf("%q is not an integer", v)
-		}
-		*p(c) = n
-		return nil
-	}
+	return parsed(strconv.Atoi, "an integer", p)
 }
 
 func duration(p func(*Config) *time.Duration) func(*Config, string) error {
+	return parsed(time.ParseDuration, "a duration like 500us or 10m", p)
+}
+
+// parsed sets the key p points to from a value parse reads; the error of a
+// value parse refuses says what was expected (want).
+func parsed[T any](parse func(string) (T, error), want string, p func(*Config) *T) func(*Config, string) error {
 	return func(c *Config, v string) error {
-		d, err := time.ParseDuration(v)
+		x, err := parse(v)
 		if err != nil {
-			return fmt.Errorf("%q is not a duration like 500us or 10m", v)
+			return fmt.Errorf("%q is not %s", v, want)
 		}
-		*p(c) = d
+		*p(c) = x
 		return nil
 	}
 }

@@ -102,7 +102,7 @@ func (i *Issuer) Applications() []Application { return i.apps }
 // lifetimes, spend the per-user limit (so a typo costs no request), sign.
 func (i *Issuer) IssueToken(_ context.Context, p Principal, req TokenRequest) (Token, error) {
 	t := Token{Record: Record{Credential: CredentialJWT}}
-	app, err := i.resolve(&t.Record, p, req.ApplicationKey, req.UserID)
+	app, user, err := i.resolve(&t.Record, p, req.ApplicationKey, req.UserID)
 	if err != nil {
 		return t, err
 	}
@@ -123,7 +123,7 @@ func (i *Issuer) IssueToken(_ context.Context, p Principal, req TokenRequest) (T
 		return t, err
 	}
 	tok, err := i.signer.IssueToken(signer.TokenParams{
-		ApplicationKey: app.Key, Secret: app.Secrets[0], UserID: t.UserID,
+		ApplicationKey: app.Key, Secret: app.Secrets[0], UserID: user,
 		TTL: ttl, MaxTTL: app.MaxTokenTTL, InstanceTTL: inst,
 	})
 	if err != nil {
@@ -140,7 +140,7 @@ func (i *Issuer) IssueToken(_ context.Context, p Principal, req TokenRequest) (T
 // IssueToken.
 func (i *Issuer) IssueSignature(ctx context.Context, p Principal, req SignatureRequest) (Signature, error) {
 	s := Signature{Record: Record{Credential: CredentialSignature}}
-	app, err := i.resolve(&s.Record, p, req.ApplicationKey, req.UserID)
+	app, user, err := i.resolve(&s.Record, p, req.ApplicationKey, req.UserID)
 	if err != nil {
 		return s, err
 	}
@@ -154,7 +154,7 @@ func (i *Issuer) IssueSignature(ctx context.Context, p Principal, req SignatureR
 	if err != nil {
 		return s, &StoreError{Err: err}
 	}
-	sig, err := signer.LegacySignature(app.Key, app.Secrets[0], s.UserID, seq)
+	sig, err := signer.LegacySignature(app.Key, app.Secrets[0], user, seq)
 	if err != nil {
 		return s, err
 	}
@@ -166,35 +166,35 @@ func (i *Issuer) IssueSignature(ctx context.Context, p Principal, req SignatureR
 // resolve settles the application and the user of a request and checks the
 // caller may have it: end users only for themselves, API keys for any valid
 // user id, both only for the applications they are allowed. The user id is
-// validated here, once: the token's for an end user, the request's for an
-// API key.
-func (i *Issuer) resolve(rec *Record, p Principal, appKey, userID string) (*Application, error) {
+// validated here, once (signer.ParseUserID): the token's for an end user,
+// the request's for an API key; the signer takes the parsed id.
+func (i *Issuer) resolve(rec *Record, p Principal, appKey, userID string) (*Application, signer.UserID, error) {
 	app, err := i.application(appKey)
 	if err != nil {
-		return nil, err
+		return nil, signer.UserID{}, err
 	}
 	rec.Application = app.Key
 	if !p.MayUse(app.Key) {
-		return nil, ErrApplicationNotAllowed
+		return nil, signer.UserID{}, ErrApplicationNotAllowed
 	}
+	var user signer.UserID
 	if p.Kind == KindAPIKey {
 		if userID == "" {
-			return nil, &signer.InputError{Field: "userId", Reason: "is required when calling with an API key"}
+			return nil, user, &signer.InputError{Field: "userId", Reason: "is required when calling with an API key"}
 		}
-		if err := signer.CheckUserID(userID); err != nil {
-			return nil, err
+		if user, err = signer.ParseUserID(userID); err != nil {
+			return nil, user, err
 		}
 	} else {
-		if !signer.ValidUserID(p.UserID) {
-			return nil, ErrInvalidTokenUserID
+		if user, err = signer.ParseUserID(p.UserID); err != nil {
+			return nil, user, ErrInvalidTokenUserID
 		}
 		if userID != "" && userID != p.UserID {
-			return nil, ErrOtherUser
+			return nil, user, ErrOtherUser
 		}
-		userID = p.UserID
 	}
-	rec.UserID = userID
-	return app, nil
+	rec.UserID = user.String()
+	return app, user, nil
 }
 
 // application returns the application named by key, or the default one for

@@ -93,44 +93,49 @@ func processCPU() int64 {
 	return ru.Utime.Nano() + ru.Stime.Nano()
 }
 
-func BenchmarkTokenViaAPIKey(b *testing.B) {
-	e := newEnv(b, envOpts{discardLogs: true})
-	users := make([]string, 64)
-	for i := range users {
-		users[i] = `{"userId":"user-` + strconv.Itoa(i) + `"}`
-	}
-	benchTokens(b, e, func(i int, h http.Header) string {
-		h.Set("X-API-Key", apiKeyAll)
-		return users[i%len(users)]
-	})
-}
+func BenchmarkTokenViaAPIKey(b *testing.B) { benchAPIKey(b, envOpts{}, "") }
 
 // BenchmarkTokenViaAPIKeyLimited is BenchmarkTokenViaAPIKey with the API
 // key and per-user rate limits on (far above the rate reached), as served.
 func BenchmarkTokenViaAPIKeyLimited(b *testing.B) {
-	e := newEnv(b, envOpts{discardLogs: true, perUser: "1000000/s", perAPIKey: "1000000/s"})
-	users := make([]string, 64)
-	for i := range users {
-		users[i] = `{"userId":"user-` + strconv.Itoa(i) + `"}`
-	}
-	benchTokens(b, e, func(i int, h http.Header) string {
-		h.Set("X-API-Key", apiKeyAll)
-		return users[i%len(users)]
-	})
+	benchAPIKey(b, envOpts{perUser: "1000000/s", perAPIKey: "1000000/s"}, "")
 }
 
 // The bearer benchmarks send 64 users' tokens in turn. Without a suffix the
 // verifier's token cache is off, so every request checks a signature (the
 // figures from before the cache); Cached is the default cache, where every
 // request after the first 64 is a hit.
-func BenchmarkTokenViaRS256(b *testing.B)       { benchBearer(b, "RS256", -1) }
-func BenchmarkTokenViaRS256Cached(b *testing.B) { benchBearer(b, "RS256", 0) }
+func BenchmarkTokenViaRS256(b *testing.B)       { benchBearer(b, "RS256", envOpts{tokenCacheSize: -1}) }
+func BenchmarkTokenViaRS256Cached(b *testing.B) { benchBearer(b, "RS256", envOpts{}) }
 
-func BenchmarkTokenViaES256(b *testing.B)       { benchBearer(b, "ES256", -1) }
-func BenchmarkTokenViaES256Cached(b *testing.B) { benchBearer(b, "ES256", 0) }
+func BenchmarkTokenViaES256(b *testing.B)       { benchBearer(b, "ES256", envOpts{tokenCacheSize: -1}) }
+func BenchmarkTokenViaES256Cached(b *testing.B) { benchBearer(b, "ES256", envOpts{}) }
 
-func benchBearer(b *testing.B, alg string, tokenCacheSize int) {
-	e := newEnv(b, envOpts{discardLogs: true, tokenCacheSize: tokenCacheSize})
+// benchAPIKey sends 64 users' requests in turn with the API key of every
+// application, on a server made with o; app, unless empty, is named in the
+// request body.
+func benchAPIKey(b *testing.B, o envOpts, app string) {
+	o.discardLogs = true
+	e := newEnv(b, o)
+	appField := ""
+	if app != "" {
+		appField = `,"applicationKey":"` + app + `"`
+	}
+	users := make([]string, 64)
+	for i := range users {
+		users[i] = `{"userId":"user-` + strconv.Itoa(i) + `"` + appField + `}`
+	}
+	benchTokens(b, e, func(i int, h http.Header) string {
+		h.Set("X-API-Key", apiKeyAll)
+		return users[i%len(users)]
+	})
+}
+
+// benchBearer sends 64 users' identity tokens signed with alg in turn, on a
+// server made with o.
+func benchBearer(b *testing.B, alg string, o envOpts) {
+	o.discardLogs = true
+	e := newEnv(b, o)
 	authz := make([]string, 64)
 	for i := range authz {
 		authz[i] = "Bearer " + e.userToken(alg, "user-"+strconv.Itoa(i))
@@ -148,33 +153,11 @@ func benchBearer(b *testing.B, alg string, tokenCacheSize int) {
 // requests name the last usual application, the one a scan by key would
 // reach last.
 func BenchmarkTokenWide(b *testing.B) {
-	users := make([]string, 64)
-	for i := range users {
-		users[i] = `{"userId":"user-` + strconv.Itoa(i) + `","applicationKey":"` + appNoSig + `"}`
-	}
 	viaKey := func(o envOpts) func(b *testing.B) {
-		return func(b *testing.B) {
-			o.discardLogs = true
-			e := newEnv(b, o)
-			benchTokens(b, e, func(i int, h http.Header) string {
-				h.Set("X-API-Key", apiKeyAll)
-				return users[i%len(users)]
-			})
-		}
+		return func(b *testing.B) { benchAPIKey(b, o, appNoSig) }
 	}
 	viaBearer := func(o envOpts) func(b *testing.B) {
-		return func(b *testing.B) {
-			o.discardLogs = true
-			e := newEnv(b, o)
-			authz := make([]string, 64)
-			for i := range authz {
-				authz[i] = "Bearer " + e.userToken("RS256", "user-"+strconv.Itoa(i))
-			}
-			benchTokens(b, e, func(i int, h http.Header) string {
-				h.Set("Authorization", authz[i%len(authz)])
-				return ""
-			})
-		}
+		return func(b *testing.B) { benchBearer(b, "RS256", o) }
 	}
 	b.Run("usual/api-key", viaKey(envOpts{}))
 	b.Run("apps=+1000/api-key", viaKey(envOpts{extraApps: 1000}))

@@ -7,26 +7,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/authserver-dev/authserver/internal/httpapi"
 	"github.com/authserver-dev/authserver/internal/signer"
 )
-
-// tokenResponse is the 200 body of POST /v1/registration-tokens.
-type tokenResponse struct {
-	Token             string `json:"token"`
-	ApplicationKey    string `json:"applicationKey"`
-	UserID            string `json:"userId"`
-	IssuedAt          string `json:"issuedAt"`
-	ExpiresAt         string `json:"expiresAt"`
-	InstanceExpiresAt string `json:"instanceExpiresAt"`
-}
-
-// signatureResponse is the 200 body of POST /v1/registration-signatures.
-type signatureResponse struct {
-	ApplicationKey string `json:"applicationKey"`
-	UserID         string `json:"userId"`
-	Sequence       uint64 `json:"sequence"`
-	Signature      string `json:"signature"`
-}
 
 func mustDecode[T any](tb testing.TB, r res) T {
 	tb.Helper()
@@ -56,10 +39,10 @@ func mustCredential(tb testing.TB, r res) {
 
 // mustToken checks a 200 token response: the JWT verifies with the
 // application's secret at the env's clock, and the body agrees with it.
-func mustToken(tb testing.TB, e *env, r res, app, secret, user string) (tokenResponse, *signer.Verified) {
+func mustToken(tb testing.TB, e *env, r res, app, secret, user string) (httpapi.TokenResponse, *signer.Verified) {
 	tb.Helper()
 	mustCredential(tb, r)
-	tr := mustDecode[tokenResponse](tb, r)
+	tr := mustDecode[httpapi.TokenResponse](tb, r)
 	v, err := signer.Verify(tr.Token, signer.VerifyParams{
 		ApplicationKey: app, Secrets: []signer.Secret{signer.MustParseSecret(secret)}, Now: e.now,
 	})
@@ -194,18 +177,18 @@ func TestTokenLifetimes(t *testing.T) {
 
 func TestSignatures(t *testing.T) {
 	e := newEnv(t, envOpts{})
-	sign := func(t *testing.T, e *env, body string) signatureResponse {
+	sign := func(t *testing.T, e *env, body string) httpapi.SignatureResponse {
 		t.Helper()
 		r := e.do(t, req{path: "/v1/registration-signatures", apiKey: apiKeyAll, body: body})
 		mustCredential(t, r)
-		return mustDecode[signatureResponse](t, r)
+		return mustDecode[httpapi.SignatureResponse](t, r)
 	}
-	check := func(t *testing.T, got signatureResponse, app, secret, user string, seq uint64) {
+	check := func(t *testing.T, got httpapi.SignatureResponse, app, secret, user string, seq uint64) {
 		t.Helper()
 		if got.ApplicationKey != app || got.UserID != user || got.Sequence != seq {
 			t.Errorf("got %s/%s #%d, want %s/%s #%d", got.ApplicationKey, got.UserID, got.Sequence, app, user, seq)
 		}
-		want, err := signer.LegacySignature(app, signer.MustParseSecret(secret), user, seq)
+		want, err := signer.LegacySignature(app, signer.MustParseSecret(secret), signer.MustParseUserID(user), seq)
 		if err != nil {
 			t.Fatal(err)
 		}

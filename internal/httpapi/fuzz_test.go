@@ -83,7 +83,7 @@ func FuzzDecodeTokenRequest(f *testing.F) {
 		r := serveInProcess(t, e, hr)
 		mustNoServerError(t, r)
 		if r.status == http.StatusOK {
-			tr := mustDecode[tokenResponse](t, r)
+			tr := mustDecode[httpapi.TokenResponse](t, r)
 			if tr.Token == "" || tr.UserID == "" {
 				t.Fatalf("200 without a token: %s", r)
 			}
@@ -123,7 +123,7 @@ func FuzzBearerHeader(f *testing.F) {
 		if r.status == http.StatusUnauthorized && !strings.HasPrefix(r.header.Get("WWW-Authenticate"), "Bearer") {
 			t.Fatalf("401 with WWW-Authenticate %q", r.header.Get("WWW-Authenticate"))
 		}
-		if r.status == http.StatusOK && mustDecode[tokenResponse](t, r).UserID == "" {
+		if r.status == http.StatusOK && mustDecode[httpapi.TokenResponse](t, r).UserID == "" {
 			t.Fatalf("200 without a user: %s", r)
 		}
 	})

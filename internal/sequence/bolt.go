@@ -64,11 +64,10 @@ type Bolt struct {
 	opts BoltOptions
 	path string
 
-	// mu orders Next's start against Close; wg counts Next calls under way
-	// so that Close can wait for them before closing the file.
-	mu     sync.RWMutex
-	closed bool
-	wg     sync.WaitGroup
+	// gate orders Next's start against Close; wg counts Next calls under
+	// way so that Close can wait for them before closing the file.
+	gate closeGate
+	wg   sync.WaitGroup
 
 	// cur is the batch (write transaction) being built. Only touched by
 	// transaction functions, which bbolt runs one write transaction at a
@@ -135,13 +134,11 @@ func (b *Bolt) Next(ctx context.Context, app, user string) (uint64, error) {
 	if err := ctx.Err(); err != nil {
 		return 0, unavailable(err)
 	}
-	b.mu.RLock()
-	if b.closed {
-		b.mu.RUnlock()
-		return 0, errStoreClosed
+	if err := b.gate.enter(); err != nil {
+		return 0, err
 	}
 	b.wg.Add(1)
-	b.mu.RUnlock()
+	b.gate.leave()
 
 	// The commit runs in its own goroutine so that a caller whose context
 	// ends (a disk stalled on fsync) can leave; its number is then skipped.
@@ -264,11 +261,10 @@ func (b *Bolt) Ping(ctx context.Context) error {
 	if err := ctx.Err(); err != nil {
 		return unavailable(err)
 	}
-	b.mu.RLock()
-	defer b.mu.RUnlock()
-	if b.closed {
-		return errStoreClosed
+	if err := b.gate.enter(); err != nil {
+		return err
 	}
+	defer b.gate.leave()
 	err := b.db.View(func(tx *bolt.Tx) error {
 		if tx.Bucket(boltBucket) == nil {
 			return errors.New("sequence: bucket missing")
@@ -284,13 +280,9 @@ func (b *Bolt) Ping(ctx context.Context) error {
 // Close implements Store: it waits for calls under way, then closes the
 // file, releasing its lock.
 func (b *Bolt) Close() error {
-	b.mu.Lock()
-	if b.closed {
-		b.mu.Unlock()
+	if !b.gate.close(nil) {
 		return nil
 	}
-	b.closed = true
-	b.mu.Unlock()
 	b.wg.Wait()
 	// The marker remembers the last commit, so that the next start can
 	// tell a file rolled back or restored from an older copy.

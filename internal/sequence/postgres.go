@@ -3,7 +3,6 @@ package sequence
 import (
 	"context"
 	"fmt"
-	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -107,12 +106,10 @@ type Postgres struct {
 	ownsPool bool
 	opts     PostgresOptions
 
-	// mu orders Next's hand-over to the collector against Close: Next
-	// holds it shared while sending on reqs, Close exclusively while
-	// marking the store closed, after which nothing sends on reqs and it
-	// can be closed.
-	mu     sync.RWMutex
-	closed bool
+	// gate orders Next's hand-over to the collector against Close: Next
+	// holds it while sending on reqs, Close closes reqs when it closes the
+	// gate, after which nothing sends on reqs.
+	gate closeGate
 
 	reqs chan *request
 	done chan struct{} // closed when the collector has served everything and exited
@@ -174,29 +171,26 @@ func (p *Postgres) Next(ctx context.Context, app, user string) (uint64, error) {
 	}
 
 	r := &request{ctx: ctx, app: app, user: user, enqueued: time.Now(), res: make(chan result, 1)}
-	p.mu.RLock()
-	if p.closed {
-		p.mu.RUnlock()
-		return 0, errStoreClosed
+	if err := p.gate.enter(); err != nil {
+		return 0, err
 	}
 	select {
 	case p.reqs <- r:
 	case <-ctx.Done():
-		p.mu.RUnlock()
+		p.gate.leave()
 		return 0, unavailable(ctx.Err())
 	}
-	p.mu.RUnlock()
+	p.gate.leave()
 	return awaitResult(ctx, r.res)
 }
 
 // nextOne is Next without group commit: one statement, one commit.
 func (p *Postgres) nextOne(ctx context.Context, app, user string) (uint64, error) {
-	// Holding mu shared for the whole call lets Close wait for it.
-	p.mu.RLock()
-	defer p.mu.RUnlock()
-	if p.closed {
-		return 0, errStoreClosed
+	// Holding the gate for the whole call lets Close wait for it.
+	if err := p.gate.enter(); err != nil {
+		return 0, err
 	}
+	defer p.gate.leave()
 	start := time.Now()
 	ctx, cancel := context.WithTimeout(ctx, p.opts.StatementTimeout)
 	defer cancel()
@@ -393,12 +387,10 @@ func (p *Postgres) upsert(ctx context.Context, apps, users []string, counts []in
 // Ping implements Store: it checks that a connection to the database can
 // be had, within StatementTimeout.
 func (p *Postgres) Ping(ctx context.Context) error {
-	p.mu.RLock()
-	closed := p.closed
-	p.mu.RUnlock()
-	if closed {
-		return errStoreClosed
+	if err := p.gate.enter(); err != nil {
+		return err
 	}
+	p.gate.leave()
 	ctx, cancel := context.WithTimeout(ctx, p.opts.StatementTimeout)
 	defer cancel()
 	if err := p.pool.Ping(ctx); err != nil {
@@ -411,16 +403,14 @@ func (p *Postgres) Ping(ctx context.Context) error {
 // committed and answered (each within StatementTimeout); the pool is closed
 // only if OpenPostgres made it.
 func (p *Postgres) Close() error {
-	p.mu.Lock()
-	if p.closed {
-		p.mu.Unlock()
+	closeReqs := func() {
+		if p.reqs != nil {
+			close(p.reqs)
+		}
+	}
+	if !p.gate.close(closeReqs) {
 		return nil
 	}
-	p.closed = true
-	if p.reqs != nil {
-		close(p.reqs)
-	}
-	p.mu.Unlock()
 	if p.done != nil {
 		<-p.done
 	}

@@ -24,6 +24,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/authserver-dev/authserver/internal/core"
@@ -102,6 +103,45 @@ func unavailable(err error) error {
 
 // errStoreClosed is what Next returns after Close.
 var errStoreClosed = unavailable(ErrClosed)
+
+// closeGate orders an adapter's calls against its Close, the same way in
+// both: a call holds the gate shared (enter, leave) while it hands its work
+// on; Close takes it exclusively, once, to mark the store closed, after
+// which enter refuses and nothing new is handed on.
+type closeGate struct {
+	mu     sync.RWMutex
+	closed bool
+}
+
+// enter holds the gate shared until leave, or returns errStoreClosed (and
+// holds nothing) after Close.
+func (g *closeGate) enter() error {
+	g.mu.RLock()
+	if g.closed {
+		g.mu.RUnlock()
+		return errStoreClosed
+	}
+	return nil
+}
+
+// leave ends what enter began.
+func (g *closeGate) leave() { g.mu.RUnlock() }
+
+// close marks the gate closed once the calls holding it have left, and
+// runs then (when not nil) before letting anyone in again. It reports
+// false when the gate was closed already.
+func (g *closeGate) close(then func()) bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.closed {
+		return false
+	}
+	g.closed = true
+	if then != nil {
+		then()
+	}
+	return true
+}
 
 // awaitResult waits for res, or for ctx to end. A result that is already
 // there wins over a context that ended at the same moment: the number is

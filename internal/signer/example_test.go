@@ -14,8 +14,8 @@ func ExampleSigner_IssueToken() {
 	tok, err := s.IssueToken(signer.TokenParams{
 		ApplicationKey: "196087a1-e815-4bc4-8984-60d8d8a43f1d",
 		Secret:         signer.MustParseSecret("oYdgGRXoxEuJhGDY2KQ/HQ=="),
-		UserID:         "alice",
-		Nonce:          "n-1", // normally left empty: a random UUIDv4
+		UserID:         signer.MustParseUserID("alice"), // normally ParseUserID of the input
+		Nonce:          "n-1",                           // normally left empty: a random UUIDv4
 	})
 	if err != nil {
 		panic(err)
@@ -26,7 +26,7 @@ func ExampleSigner_IssueToken() {
 
 func ExampleLegacySignature() {
 	sig, _ := signer.LegacySignature("196087a1-e815-4bc4-8984-60d8d8a43f1d",
-		signer.MustParseSecret("oYdgGRXoxEuJhGDY2KQ/HQ=="), "alice", 1)
+		signer.MustParseSecret("oYdgGRXoxEuJhGDY2KQ/HQ=="), signer.MustParseUserID("alice"), 1)
 	fmt.Println(sig)
 	// Output: 7NYSnv8J5/aLOjlQALjGY+OmdD4=
 }

@@ -16,21 +16,21 @@ import (
 // in as its Base64 text, not decoded: the reference implementations hash the
 // string they were configured with. Standard Base64 with padding, no line
 // breaks.
-func LegacySignature(appKey string, secret Secret, userID string, sequence uint64) (string, error) {
+func LegacySignature(appKey string, secret Secret, user UserID, sequence uint64) (string, error) {
 	if !ValidAppKey(appKey) {
 		return "", inputErr("applicationKey", fmt.Sprintf("must be 1-%d characters of A-Z a-z 0-9 - _ .", MaxAppKeyBytes))
 	}
 	if secret.IsZero() {
 		return "", inputErr("applicationSecret", "missing")
 	}
-	if err := CheckUserID(userID); err != nil {
-		return "", err
+	if user.IsZero() {
+		return "", inputErr("userId", "is required")
 	}
 	if sequence == 0 {
 		return "", inputErr("sequence", "must be at least 1")
 	}
 	var buf [640]byte
-	b := append(buf[:0], userID...)
+	b := append(buf[:0], user.id...)
 	b = append(b, appKey...)
 	b = strconv.AppendUint(b, sequence, 10)
 	b = append(b, secret.text...)

@@ -76,7 +76,7 @@ func TestKnownAnswer(t *testing.T) {
 	const want = "eyJhbGciOiJIUzI1NiIsImtpZCI6ImhrZGZ2MS0yMDI2MTEyMiJ9.eyJleHAiOjE3OTUzOTI1OTksImlhdCI6MTc5NTM5MTk5OSwiaXNzIjoiLy9ydGMuc2luY2guY29tL2FwcGxpY2F0aW9ucy8xOTYwODdhMS1lODE1LTRiYzQtODk4NC02MGQ4ZDhhNDNmMWQiLCJub25jZSI6Im4tMSIsInN1YiI6Ii8vcnRjLnNpbmNoLmNvbS9hcHBsaWNhdGlvbnMvMTk2MDg3YTEtZTgxNS00YmM0LTg5ODQtNjBkOGQ4YTQzZjFkL3VzZXJzL2FsaWNlIn0.YOQaKt7Cn4rNoMXTYPg4-8B_oKN65nY-QomKYV2m7zg"
 	s := New(time.Now, rand.Reader)
 	tok := mustIssue(t, s, TokenParams{
-		ApplicationKey: testAppKey, Secret: MustParseSecret(testSecret), UserID: "alice",
+		ApplicationKey: testAppKey, Secret: MustParseSecret(testSecret), UserID: MustParseUserID("alice"),
 		Nonce: "n-1", IssuedAt: time.Date(2026, 11, 22, 23, 59, 59, 0, time.UTC),
 	})
 	if tok.JWT != want {
@@ -105,7 +105,7 @@ func TestIssueMatchesReference(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			s := New(fixedClock(tc.at), rand.Reader)
 			tok := mustIssue(t, s, TokenParams{
-				ApplicationKey: testAppKey, Secret: MustParseSecret(testSecret), UserID: tc.user,
+				ApplicationKey: testAppKey, Secret: MustParseSecret(testSecret), UserID: MustParseUserID(tc.user),
 				TTL: tc.ttl, InstanceTTL: tc.instTTL, Nonce: "nonce-" + tc.kid,
 			})
 			ttl := tc.ttl
@@ -146,7 +146,7 @@ func TestRandomNonce(t *testing.T) {
 	uuid4 := regexp.MustCompile(`^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$`)
 	seen := map[string]bool{}
 	for i := 0; i < 100; i++ {
-		tok := mustIssue(t, s, TokenParams{ApplicationKey: testAppKey, Secret: MustParseSecret(testSecret), UserID: "alice"})
+		tok := mustIssue(t, s, TokenParams{ApplicationKey: testAppKey, Secret: MustParseSecret(testSecret), UserID: MustParseUserID("alice")})
 		v, err := Verify(tok.JWT, VerifyParams{Secrets: []Secret{MustParseSecret(testSecret)}, Now: s.now()})
 		if err != nil {
 			t.Fatal(err)
@@ -162,26 +162,20 @@ func TestRandomNonce(t *testing.T) {
 	}
 	// A failing random source is an error, not a predictable nonce.
 	bad := New(s.now, bytes.NewReader(nil))
-	if _, err := bad.IssueToken(TokenParams{ApplicationKey: testAppKey, Secret: MustParseSecret(testSecret), UserID: "alice"}); err == nil {
+	if _, err := bad.IssueToken(TokenParams{ApplicationKey: testAppKey, Secret: MustParseSecret(testSecret), UserID: MustParseUserID("alice")}); err == nil {
 		t.Fatal("IssueToken with an empty random source succeeded")
 	}
 }
 
 func TestIssueRejects(t *testing.T) {
 	s := New(fixedClock(time.Date(2026, 11, 22, 12, 0, 0, 0, time.UTC)), rand.Reader)
-	ok := TokenParams{ApplicationKey: testAppKey, Secret: MustParseSecret(testSecret), UserID: "alice", MaxTTL: time.Hour}
+	ok := TokenParams{ApplicationKey: testAppKey, Secret: MustParseSecret(testSecret), UserID: MustParseUserID("alice"), MaxTTL: time.Hour}
 	cases := []struct {
 		name  string
 		mod   func(*TokenParams)
 		field string
 	}{
-		{"empty user", func(p *TokenParams) { p.UserID = "" }, "userId"},
-		{"user too long", func(p *TokenParams) { p.UserID = strings.Repeat("a", 256) }, "userId"},
-		{"user with space", func(p *TokenParams) { p.UserID = "a b" }, "userId"},
-		{"user with quote", func(p *TokenParams) { p.UserID = `a"b` }, "userId"},
-		{"user with angle bracket", func(p *TokenParams) { p.UserID = "a<b" }, "userId"},
-		{"user with slash", func(p *TokenParams) { p.UserID = "a/b" }, "userId"},
-		{"user non-ASCII", func(p *TokenParams) { p.UserID = "jörg" }, "userId"},
+		{"no user", func(p *TokenParams) { p.UserID = UserID{} }, "userId"},
 		{"ttl below 60s", func(p *TokenParams) { p.TTL = 59 * time.Second }, "ttlSeconds"},
 		{"ttl negative", func(p *TokenParams) { p.TTL = -time.Minute }, "ttlSeconds"},
 		{"ttl above max", func(p *TokenParams) { p.TTL = time.Hour + time.Second }, "ttlSeconds"},
@@ -210,11 +204,38 @@ func TestIssueRejects(t *testing.T) {
 	}
 	// The boundaries themselves are accepted.
 	for _, p := range []TokenParams{
-		{ApplicationKey: testAppKey, Secret: ok.Secret, UserID: "a", TTL: 60 * time.Second},
-		{ApplicationKey: testAppKey, Secret: ok.Secret, UserID: strings.Repeat("Z", 255), TTL: time.Hour, MaxTTL: time.Hour, InstanceTTL: 48 * time.Hour},
+		{ApplicationKey: testAppKey, Secret: ok.Secret, UserID: MustParseUserID("a"), TTL: 60 * time.Second},
+		{ApplicationKey: testAppKey, Secret: ok.Secret, UserID: MustParseUserID(strings.Repeat("Z", 255)), TTL: time.Hour, MaxTTL: time.Hour, InstanceTTL: 48 * time.Hour},
 	} {
 		if _, err := s.IssueToken(p); err != nil {
 			t.Errorf("boundary params refused: %v", err)
+		}
+	}
+}
+
+// TestParseUserID: Sinch's user id rule, checked once where an id enters;
+// IssueToken and LegacySignature take only what it returns.
+func TestParseUserID(t *testing.T) {
+	for name, id := range map[string]string{
+		"empty":          "",
+		"too long":       strings.Repeat("a", 256),
+		"space":          "a b",
+		"quote":          `a"b`,
+		"angle bracket":  "a<b",
+		"slash":          "a/b",
+		"non-ASCII":      "jörg",
+		"dot":            "a.b",
+		"trailing space": "alice ",
+	} {
+		u, err := ParseUserID(id)
+		var ie *InputError
+		if !errors.As(err, &ie) || !errors.Is(err, ErrInvalidInput) || ie.Field != "userId" || !u.IsZero() {
+			t.Errorf("%s: ParseUserID(%q) = %v, %v; want the zero UserID and a userId InputError", name, id, u, err)
+		}
+	}
+	for _, id := range []string{"a", "alice", "A-Z_a-z=0-9", strings.Repeat("Z", 255)} {
+		if u, err := ParseUserID(id); err != nil || u.String() != id || u.IsZero() {
+			t.Errorf("ParseUserID(%q) = %q, %v", id, u, err)
 		}
 	}
 }
@@ -272,7 +293,7 @@ func TestVerify(t *testing.T) {
 	s := New(fixedClock(at), rand.Reader)
 	sec := MustParseSecret(testSecret)
 	other := MustParseSecret("AAECAwQFBgcICQoLDA0ODw==")
-	tok := mustIssue(t, s, TokenParams{ApplicationKey: testAppKey, Secret: sec, UserID: "alice", InstanceTTL: 48 * time.Hour})
+	tok := mustIssue(t, s, TokenParams{ApplicationKey: testAppKey, Secret: sec, UserID: MustParseUserID("alice"), InstanceTTL: 48 * time.Hour})
 
 	v, err := Verify(tok.JWT, VerifyParams{ApplicationKey: testAppKey, Secrets: []Secret{other, sec}, Now: at})
 	if err != nil {
@@ -334,7 +355,7 @@ func TestLegacySignature(t *testing.T) {
 		{"user_=-9", 18446744073709551615, "3PUKhF6lmxe4ChPeA0TGPfLhBvc="},
 	}
 	for _, tc := range cases {
-		got, err := LegacySignature(testAppKey, MustParseSecret(testSecret), tc.user, tc.seq)
+		got, err := LegacySignature(testAppKey, MustParseSecret(testSecret), MustParseUserID(tc.user), tc.seq)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -348,9 +369,9 @@ func TestLegacySignature(t *testing.T) {
 		}
 	}
 	for _, bad := range []struct {
-		user string
+		user UserID
 		seq  uint64
-	}{{"", 1}, {"a b", 1}, {"alice", 0}} {
+	}{{UserID{}, 1}, {MustParseUserID("alice"), 0}} {
 		if _, err := LegacySignature(testAppKey, MustParseSecret(testSecret), bad.user, bad.seq); !errors.Is(err, ErrInvalidInput) {
 			t.Errorf("LegacySignature(%q, %d) err = %v", bad.user, bad.seq, err)
 		}
@@ -369,9 +390,16 @@ func FuzzIssueVerify(f *testing.F) {
 		if unix > 253402300799-400*86400 || ttlS > 1<<32 || instS > 1<<32 || ttlS < -(1<<32) || instS < -(1<<32) {
 			return // outside the times a JWT can carry as a 4-digit-year kid
 		}
+		uid, err := ParseUserID(user)
+		if err != nil {
+			if !errors.Is(err, ErrInvalidInput) {
+				t.Fatalf("unexpected error kind: %v", err)
+			}
+			return
+		}
 		at := time.Unix(unix, 0)
 		s := New(fixedClock(at), rand.Reader)
-		tok, err := s.IssueToken(TokenParams{ApplicationKey: app, Secret: sec, UserID: user, TTL: time.Duration(ttlS) * time.Second, InstanceTTL: time.Duration(instS) * time.Second, Nonce: nonce})
+		tok, err := s.IssueToken(TokenParams{ApplicationKey: app, Secret: sec, UserID: uid, TTL: time.Duration(ttlS) * time.Second, InstanceTTL: time.Duration(instS) * time.Second, Nonce: nonce})
 		if err != nil {
 			if !errors.Is(err, ErrInvalidInput) {
 				t.Fatalf("unexpected error kind: %v", err)
@@ -410,7 +438,7 @@ func FuzzVerify(f *testing.F) {
 func BenchmarkIssueToken(b *testing.B) {
 	at := time.Date(2026, 11, 22, 12, 0, 0, 0, time.UTC)
 	s := New(fixedClock(at), rand.Reader)
-	p := TokenParams{ApplicationKey: testAppKey, Secret: MustParseSecret(testSecret), UserID: "alice", TTL: 10 * time.Minute, MaxTTL: time.Hour}
+	p := TokenParams{ApplicationKey: testAppKey, Secret: MustParseSecret(testSecret), UserID: MustParseUserID("alice"), TTL: 10 * time.Minute, MaxTTL: time.Hour}
 	b.ReportAllocs()
 	for b.Loop() {
 		if _, err := s.IssueToken(p); err != nil {

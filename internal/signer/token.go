@@ -40,7 +40,7 @@ func New(now func() time.Time, random io.Reader) *Signer {
 type TokenParams struct {
 	ApplicationKey string
 	Secret         Secret
-	UserID         string
+	UserID         UserID
 	TTL            time.Duration // 0 means DefaultTokenTTL
 	MaxTTL         time.Duration // 0 means no bound beyond Sinch's minimum
 	InstanceTTL    time.Duration // 0 means no sinch:rtc:instance:exp claim
@@ -60,8 +60,9 @@ type Token struct {
 // IssueToken builds and signs one registration JWT, byte for byte the way
 // Sinch's reference implementation does: header {"alg":"HS256","kid":...},
 // claims in sorted compact JSON. The JSON is written by hand: every variable
-// part (application key, user id, nonce) is validated to characters that need
-// no escaping, and this avoids reflection and map sorting on the hot path.
+// part is made of characters that need no escaping (the application key and
+// nonce are checked here, the user id is a UserID), and this avoids
+// reflection and map sorting on the hot path.
 func (s *Signer) IssueToken(p TokenParams) (Token, error) {
 	if !ValidAppKey(p.ApplicationKey) {
 		return Token{}, inputErr("applicationKey", fmt.Sprintf("must be 1-%d characters of A-Z a-z 0-9 - _ .", MaxAppKeyBytes))
@@ -69,8 +70,8 @@ func (s *Signer) IssueToken(p TokenParams) (Token, error) {
 	if p.Secret.IsZero() {
 		return Token{}, inputErr("applicationSecret", "missing")
 	}
-	if err := CheckUserID(p.UserID); err != nil {
-		return Token{}, err
+	if p.UserID.IsZero() {
+		return Token{}, inputErr("userId", "is required")
 	}
 	ttl := p.TTL
 	if ttl == 0 {
@@ -89,7 +90,7 @@ func (s *Signer) IssueToken(p TokenParams) (Token, error) {
 		if nonce, err = s.newNonce(nonceBuf[:0]); err != nil {
 			return Token{}, err
 		}
-	} else if !safeToken(p.Nonce, MaxNonceBytes) {
+	} else if !plainToken(p.Nonce, MaxNonceBytes, '.') {
 		return Token{}, inputErr("nonce", fmt.Sprintf("must be 1-%d characters of A-Z a-z 0-9 - _ .", MaxNonceBytes))
 	}
 
@@ -111,7 +112,7 @@ func (s *Signer) IssueToken(p TokenParams) (Token, error) {
 	key := p.Secret.signingKey(date)
 
 	var claimsBuf [512]byte
-	claims := appendClaims(claimsBuf[:0], p.ApplicationKey, p.UserID, nonce, iat, exp, instExp)
+	claims := appendClaims(claimsBuf[:0], p.ApplicationKey, p.UserID.id, nonce, iat, exp, instExp)
 
 	var hdrBuf [48]byte
 	hdr := appendHeader(hdrBuf[:0], date)

@@ -90,6 +90,14 @@ type outcome struct {
 	P99         time.Duration `json:"p99_ns"`
 	Statements  int64         `json:"statements"`
 	MeanBatch   float64       `json:"mean_batch"`
+	// WALPerCall is the WAL the server wrote in the measured window per
+	// call: what a commit costs the disk, steadier than calls/s on a shared
+	// machine (a big table whose updates are not HOT writes whole index
+	// pages after each checkpoint).
+	WALPerCall float64 `json:"wal_bytes_per_call"`
+	// HOTShare is the share of the table's updates in the window that were
+	// HOT (heap-only: no index entry written).
+	HOTShare float64 `json:"hot_update_share"`
 }
 
 type report struct {
@@ -327,11 +335,19 @@ func measure(ctx context.Context, pool *pgxpool.Pool, app string, cfg config, sc
 		})
 	}
 	sleep(ctx, cfg.Warmup)
+	wal0, upd0, hot0, err := writeStats(ctx, pool)
+	if err != nil {
+		return outcome{}, err
+	}
 	measuring.Store(true)
 	began := time.Now()
 	sleep(ctx, cfg.Duration)
 	measuring.Store(false)
 	elapsed := time.Since(began)
+	wal1, upd1, hot1, err := writeStats(ctx, pool)
+	if err != nil {
+		return outcome{}, err
+	}
 	stop.Store(true)
 	wg.Wait()
 	if err := ctx.Err(); err != nil {
@@ -354,7 +370,22 @@ func measure(ctx context.Context, pool *pgxpool.Pool, app string, cfg config, sc
 	if out.Statements > 0 {
 		out.MeanBatch = float64(batched.Load()) / float64(out.Statements)
 	}
+	out.WALPerCall = float64(wal1-wal0) / float64(out.Calls)
+	if upd1 > upd0 {
+		out.HOTShare = float64(hot1-hot0) / float64(upd1-upd0)
+	}
 	return out, nil
+}
+
+// writeStats reads the server's WAL position (bytes) and the sequences
+// table's update counts in this database (all and HOT). The counts reach
+// pg_stat_user_tables within a second of a transaction; over a window of
+// seconds the share is close.
+func writeStats(ctx context.Context, pool *pgxpool.Pool) (wal, upd, hot int64, err error) {
+	err = pool.QueryRow(ctx, `SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), '0/0')::bigint,
+  coalesce((SELECT n_tup_upd FROM pg_stat_user_tables WHERE relname = 'sequences'), 0),
+  coalesce((SELECT n_tup_hot_upd FROM pg_stat_user_tables WHERE relname = 'sequences'), 0)`).Scan(&wal, &upd, &hot)
+	return wal, upd, hot, err
 }
 
 func percentile(sorted []time.Duration, p float64) time.Duration {
@@ -379,11 +410,11 @@ func printTable(w io.Writer, rep report) error {
 	fmt.Fprintf(w, "%s\nfsync=%s, %d callers, %v per scenario (after %v warm-up), pool %d conns, %d users in a-b, clock floor %t\n\n",
 		c.Server, c.Fsync, c.Callers, c.Duration, c.Warmup, c.PoolConns, c.Users, c.ClockFloor)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "scenario\tcalls/s\tp50\tp99\tcalls\terrors\tstatements\tcalls/statement\t")
+	fmt.Fprintln(tw, "scenario\tcalls/s\tp50\tp99\tcalls\terrors\tstatements\tcalls/statement\tWAL/call\tHOT updates\t")
 	for _, o := range rep.Scenarios {
-		fmt.Fprintf(tw, "%s\t%.0f\t%v\t%v\t%d\t%d\t%d\t%.1f\t\n",
+		fmt.Fprintf(tw, "%s\t%.0f\t%v\t%v\t%d\t%d\t%d\t%.1f\t%.0f B\t%.0f%%\t\n",
 			o.Name, o.CallsPerSec, o.P50.Round(time.Microsecond), o.P99.Round(time.Microsecond),
-			o.Calls, o.Errors, o.Statements, o.MeanBatch)
+			o.Calls, o.Errors, o.Statements, o.MeanBatch, o.WALPerCall, 100*o.HOTShare)
 	}
 	if err := tw.Flush(); err != nil {
 		return err

@@ -103,11 +103,12 @@ func (w *respWriter) Write(b []byte) (int, error) {
 // Unwrap lets http.ResponseController reach the connection's writer.
 func (w *respWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
-// front is the public API's first middleware, after chi's client-IP one. It
+// front is the public API's first middleware (after chi's X-Forwarded-For
+// one when proxies are trusted). It
 // does in one step, with one context value, what every request needs: a
 // request id (a well-formed X-Request-Id from the caller, so a client's id
 // shows up in our logs, or a new one, echoed either way), the State loaded
-// once, the peer fallback for the client address, the security headers
+// once, the client address, the security headers
 // (HSTS only over TLS), a 500 problem for a panic, and at the end the
 // request metrics and the request's one log record (logRecord).
 func (s *Server) front(next http.Handler) http.Handler {
@@ -142,21 +143,27 @@ func (s *Server) front(next http.Handler) http.Handler {
 	})
 }
 
-// finish turns a panic into a 500 problem (the log line carries the panic
-// value's type and the stack, not the value: a value could hold request
-// data), then records the metrics and writes the log record.
+// finish turns a panic into a 500 problem (panicked), then records the
+// metrics and writes the log record.
 func (s *Server) finish(r *http.Request, ri *requestInfo) {
 	if v := recover(); v != nil {
-		if v == http.ErrAbortHandler {
-			panic(v)
-		}
-		s.log.LogAttrs(r.Context(), slog.LevelError, "panic serving request",
-			slog.String("request_id", ri.id),
-			slog.String("panic_type", fmt.Sprintf("%T", v)),
-			slog.String("stack", string(debug.Stack())))
-		writeProblem(&ri.w, r, errInternal)
+		s.panicked(&ri.w, r, v)
 	}
 	s.observe(r, ri)
+}
+
+// panicked answers a recovered panic with a 500 problem; the log line
+// carries the panic value's type and the stack, not the value (it could
+// hold request data). http.ErrAbortHandler is net/http's, passed on.
+func (s *Server) panicked(w http.ResponseWriter, r *http.Request, v any) {
+	if v == http.ErrAbortHandler {
+		panic(v)
+	}
+	s.log.LogAttrs(r.Context(), slog.LevelError, "panic serving request",
+		slog.String("request_id", requestID(r.Context())),
+		slog.String("panic_type", fmt.Sprintf("%T", v)),
+		slog.String("stack", string(debug.Stack())))
+	writeProblem(w, r, errInternal)
 }
 
 // withRequestID is the admin listener's first middleware: the request id
@@ -191,14 +198,7 @@ func (s *Server) recoverer(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		defer func() {
 			if v := recover(); v != nil {
-				if v == http.ErrAbortHandler {
-					panic(v)
-				}
-				s.log.LogAttrs(r.Context(), slog.LevelError, "panic serving request",
-					slog.String("request_id", requestID(r.Context())),
-					slog.String("panic_type", fmt.Sprintf("%T", v)),
-					slog.String("stack", string(debug.Stack())))
-				writeProblem(w, r, errInternal)
+				s.panicked(w, r, v)
 			}
 		}()
 		next.ServeHTTP(w, r)

@@ -96,6 +96,21 @@ func startLoad(f *fixture, o loadOpts) *load {
 	return l
 }
 
+// startWarm starts the load and waits until warmOps requests have ended:
+// the traffic a fault is then injected into.
+func startWarm(t testing.TB, f *fixture, o loadOpts) *load {
+	t.Helper()
+	l := startLoad(f, o)
+	l.waitOps(t, warmOps, time.Time{})
+	return l
+}
+
+// crashMix is the traffic the crash tests kill a process under: 8 workers
+// over 20 users, a fifth of the requests JWTs (which need no store).
+func crashMix(s *server) loadOpts {
+	return loadOpts{urls: []string{s.url()}, workers: 8, users: users("u", 20), jwtShare: 0.2}
+}
+
 // pace is a token bucket for opts.rate: every few milliseconds it issues
 // the tokens due since the start (rate x elapsed, so the long-run rate is
 // exact whatever the timer's jitter), and idle workers take one each per

@@ -152,6 +152,7 @@ type server struct {
 	t       *testing.T
 	f       *fixture
 	name    string
+	cfg     serverConfig
 	cfgPath string
 	dataDir string
 	logPath string
@@ -168,7 +169,7 @@ func (f *fixture) newServer(name string, sc serverConfig) *server {
 	t := f.t
 	t.Helper()
 	s := &server{
-		t: t, f: f, name: name,
+		t: t, f: f, name: name, cfg: sc,
 		cfgPath: filepath.Join(f.dir, name+".yaml"),
 		dataDir: filepath.Join(f.dir, name+"-data"),
 		logPath: filepath.Join(f.dir, name+".log"),

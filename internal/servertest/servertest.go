@@ -11,8 +11,10 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/rand"
 	"crypto/sha256"
 	"crypto/x509"
+	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"encoding/pem"
@@ -58,13 +60,26 @@ func Binary(tb testing.TB) string {
 	return builds.path
 }
 
-// Build builds the binary into the shared directory and returns its path.
-func Build(ctx context.Context) (string, error) {
+// ModuleRoot returns the directory of the module the current directory is
+// in (go env GOMOD), where `go build` of the module's packages runs.
+func ModuleRoot(ctx context.Context) (string, error) {
 	out, err := exec.CommandContext(ctx, "go", "env", "GOMOD").Output()
 	if err != nil {
 		return "", fmt.Errorf("servertest: go env GOMOD: %w", err)
 	}
-	root := filepath.Dir(strings.TrimSpace(string(out)))
+	mod := strings.TrimSpace(string(out))
+	if mod == "" || mod == os.DevNull {
+		return "", errors.New("servertest: not inside the authserver module")
+	}
+	return filepath.Dir(mod), nil
+}
+
+// Build builds the binary into the shared directory and returns its path.
+func Build(ctx context.Context) (string, error) {
+	root, err := ModuleRoot(ctx)
+	if err != nil {
+		return "", err
+	}
 	sum := sha256.Sum256([]byte(root))
 	dir := filepath.Join(os.TempDir(), fmt.Sprintf("authserver-servertest-%s-uid%d", hex.EncodeToString(sum[:6]), os.Geteuid()))
 	if err := os.MkdirAll(dir, 0o700); err != nil {
@@ -97,6 +112,46 @@ func CleanEnv() []string {
 		}
 	}
 	return env
+}
+
+// RandomHex returns n random bytes in hex: API keys, names that must not
+// collide. (crypto/rand.Read never returns an error.)
+func RandomHex(n int) string {
+	b := make([]byte, n)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+// RandomBase64 returns n random bytes in standard Base64: an application
+// secret as the configuration and the signer take it.
+func RandomBase64(n int) string {
+	b := make([]byte, n)
+	_, _ = rand.Read(b)
+	return base64.StdEncoding.EncodeToString(b)
+}
+
+// KeyHash is the hex SHA-256 of an API key: what a configuration's
+// api_keys[].sha256 holds.
+func KeyHash(apiKey string) string {
+	sum := sha256.Sum256([]byte(apiKey))
+	return hex.EncodeToString(sum[:])
+}
+
+// ProcStatusKB reads a "Name:   N kB" line of /proc/<pid>/status, such as
+// VmRSS or VmHWM (Linux only).
+func ProcStatusKB(pid int, name string) (int64, error) {
+	f, err := os.Open(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0, err
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		if v, ok := strings.CutPrefix(sc.Text(), name+":"); ok {
+			return strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
+		}
+	}
+	return 0, fmt.Errorf("/proc/%d/status has no %s", pid, name)
 }
 
 // FreeAddr returns a loopback address whose port was free a moment ago.

@@ -19,6 +19,8 @@ import (
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/authserver-dev/authserver/internal/servertest"
 )
 
 // Abuse limits. The server's ReadHeaderTimeout (serve.go) is 5s; a
@@ -51,7 +53,7 @@ const (
 // the flood and this test's own TLS clients share the CPUs with the server.
 func TestAbuse(t *testing.T) {
 	f := newFixture(t)
-	idpSecret := randHex(32)
+	idpSecret := servertest.RandomHex(32)
 	s := f.newServer("abuse", serverConfig{PerIP: fmt.Sprintf("%d/m", perIPLimit), HS256IdP: idpSecret})
 	s.start()
 

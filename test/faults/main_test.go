@@ -3,17 +3,10 @@
 package faults
 
 import (
-	"bufio"
-	"bytes"
 	"context"
-	"crypto/rand"
-	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
-	"encoding/base64"
-	"encoding/hex"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"net"
@@ -32,20 +25,7 @@ import (
 	"github.com/authserver-dev/authserver/internal/tlsutil"
 )
 
-// binPath is the authserver binary TestMain builds once for every test.
-var binPath string
-
 func TestMain(m *testing.M) {
-	flag.Parse()
-	start := time.Now()
-	var err error
-	if binPath, err = servertest.Build(context.Background()); err != nil {
-		fmt.Fprintln(os.Stderr, "faults:", err)
-		os.Exit(1)
-	}
-	if testing.Verbose() {
-		fmt.Printf("faults: built %s in %s\n", binPath, time.Since(start).Round(time.Millisecond))
-	}
 	pgtest.Main(m) // runs the tests, then closes the cluster pgtest.DB shares
 }
 
@@ -77,7 +57,7 @@ func newFixture(t *testing.T) *fixture {
 	f := &fixture{
 		t: t, dir: dir, certFile: certFile, keyFile: keyFile, roots: x509.NewCertPool(),
 		appKey: appKey, secretFile: filepath.Join(dir, "app-secret"),
-		apiKey: "faults-" + randHex(16),
+		apiKey: "faults-" + servertest.RandomHex(16),
 	}
 	f.trust(certFile)
 	f.addSecret(newSecretText())
@@ -103,17 +83,8 @@ func (f *fixture) trust(certFile string) *x509.Certificate {
 	return c
 }
 
-func newSecretText() string {
-	var b [16]byte
-	_, _ = rand.Read(b[:])
-	return base64.StdEncoding.EncodeToString(b[:])
-}
-
-func randHex(n int) string {
-	b := make([]byte, n)
-	_, _ = rand.Read(b)
-	return hex.EncodeToString(b)
-}
+// newSecretText is a fresh application secret (16 bytes, Base64).
+func newSecretText() string { return servertest.RandomBase64(16) }
 
 func writeFile(t testing.TB, path, content string) {
 	t.Helper()
@@ -126,7 +97,7 @@ func writeFile(t testing.TB, path, content string) {
 // deploy tool or Kubernetes secret update replaces a file.
 func replaceFile(t testing.TB, path string, content []byte) {
 	t.Helper()
-	tmp := path + ".tmp-" + randHex(4)
+	tmp := path + ".tmp-" + servertest.RandomHex(4)
 	if err := os.WriteFile(tmp, content, 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -182,7 +153,6 @@ func (f *fixture) newServer(name string, sc serverConfig) *server {
 	if err != nil {
 		t.Fatal(err)
 	}
-	sum := sha256.Sum256([]byte(f.apiKey))
 	perIP := sc.PerIP
 	if perIP == "" {
 		perIP = "0"
@@ -199,7 +169,7 @@ func (f *fixture) newServer(name string, sc serverConfig) *server {
 	}
 	fmt.Fprintf(&b, "data_dir: %q\n", s.dataDir)
 	fmt.Fprintf(&b, "applications:\n  - key: %s\n    secret_file: %q\n    default: true\n", f.appKey, f.secretFile)
-	fmt.Fprintf(&b, "api_keys:\n  - name: load\n    sha256: %s\n    applications: [\"*\"]\n", hex.EncodeToString(sum[:]))
+	fmt.Fprintf(&b, "api_keys:\n  - name: load\n    sha256: %s\n    applications: [\"*\"]\n", servertest.KeyHash(f.apiKey))
 	if sc.HS256IdP != "" {
 		idpFile := filepath.Join(f.dir, name+"-idp-secret")
 		writeFile(t, idpFile, sc.HS256IdP)
@@ -252,7 +222,7 @@ func (s *server) launch() {
 	}
 	fmt.Fprintf(logf, "=== faults: starting %s at %s\n", s.name, time.Now().Format(time.RFC3339Nano))
 	p, err := servertest.Launch(servertest.Options{
-		Binary: binPath, Args: []string{"serve", "--config", s.cfgPath},
+		Binary: servertest.Binary(s.t), Args: []string{"serve", "--config", s.cfgPath},
 		Output: logf, Public: s.pubAddr, Admin: s.admAddr,
 	})
 	logf.Close() // the child holds its own copy
@@ -343,18 +313,15 @@ func tail(path string, n int) string {
 	return strings.Join(lines, "\n")
 }
 
-// logContains counts the lines of the server's log containing s.
+// logCount counts the lines of the server's log containing sub.
 func (s *server) logCount(sub string) int {
-	f, err := os.Open(s.logPath)
+	b, err := os.ReadFile(s.logPath)
 	if err != nil {
 		return 0
 	}
-	defer f.Close()
 	n := 0
-	sc := bufio.NewScanner(f)
-	sc.Buffer(make([]byte, 1<<20), 1<<20)
-	for sc.Scan() {
-		if bytes.Contains(sc.Bytes(), []byte(sub)) {
+	for line := range strings.Lines(string(b)) {
+		if strings.Contains(line, sub) {
 			n++
 		}
 	}
@@ -417,7 +384,7 @@ func (f *fixture) newClientFrom(ip string) *http.Client {
 // runCLI runs the authserver binary with args and returns its stdout.
 func runCLI(t testing.TB, args ...string) (string, error) {
 	t.Helper()
-	stdout, stderr, code, err := servertest.Run(binPath, nil, 30*time.Second, args...)
+	stdout, stderr, code, err := servertest.Run(servertest.Binary(t), nil, 30*time.Second, args...)
 	if err == nil && code != 0 {
 		err = fmt.Errorf("authserver %s: exit status %d: %s", args[0], code, strings.TrimSpace(stderr))
 	}

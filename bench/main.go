@@ -56,6 +56,7 @@ import (
 
 	"github.com/authserver-dev/authserver/internal/auth/oidctest"
 	"github.com/authserver-dev/authserver/internal/pgtest"
+	"github.com/authserver-dev/authserver/internal/servertest"
 )
 
 func main() {
@@ -446,7 +447,7 @@ func runScenario(ctx context.Context, e *env, o options, idp *oidctest.Provider,
 				return res, err
 			}
 			used := c1 - c0
-			hwm, _ := procStatusKB(pid, "VmHWM")
+			hwm, _ := servertest.ProcStatusKB(pid, "VmHWM")
 			sr := &res.Sides[i]
 			rd := round{
 				ReqPerSec: float64(st.Requests) / st.Elapsed.Seconds(),

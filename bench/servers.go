@@ -4,12 +4,8 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"crypto/rand"
-	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
-	"encoding/base64"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -20,7 +16,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/authserver-dev/authserver/internal/servertest"
@@ -54,7 +49,7 @@ type env struct {
 // newEnv builds both binaries and writes the files every server needs.
 func newEnv(ctx context.Context, dir string, stderr io.Writer) (*env, error) {
 	e := &env{dir: dir, authLogLevel: "info"}
-	root, err := moduleRoot(ctx)
+	root, err := servertest.ModuleRoot(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -81,28 +76,13 @@ func newEnv(ctx context.Context, dir string, stderr io.Writer) (*env, error) {
 		return nil, errors.New("cannot parse the generated certificate")
 	}
 
-	var raw [16]byte
-	_, _ = rand.Read(raw[:])
-	e.secret = base64.StdEncoding.EncodeToString(raw[:])
+	e.secret = servertest.RandomBase64(16)
 	e.secretFile = filepath.Join(dir, "app-secret")
 	if err := os.WriteFile(e.secretFile, []byte(e.secret+"\n"), 0o600); err != nil {
 		return nil, err
 	}
-	_, _ = rand.Read(raw[:])
-	e.apiKey = "bench-" + hex.EncodeToString(raw[:])
+	e.apiKey = "bench-" + servertest.RandomHex(16)
 	return e, nil
-}
-
-func moduleRoot(ctx context.Context) (string, error) {
-	out, err := exec.CommandContext(ctx, "go", "env", "GOMOD").Output()
-	if err != nil {
-		return "", fmt.Errorf("go env GOMOD: %w", err)
-	}
-	mod := strings.TrimSpace(string(out))
-	if mod == "" || mod == os.DevNull {
-		return "", errors.New("run the harness inside the authserver module (go run ./bench)")
-	}
-	return filepath.Dir(mod), nil
 }
 
 // serverKind names one way of running a server.
@@ -125,14 +105,12 @@ func (k serverKind) isAuthserver() bool { return strings.HasPrefix(string(k), "a
 // server is one running server process.
 type server struct {
 	kind    serverKind
-	cmd     *exec.Cmd
+	proc    *servertest.Process
 	url     string // https://127.0.0.1:port
 	admin   string // http://127.0.0.1:port; authserver only
 	pprof   string // base URL of /debug/pprof/ when the harness's -pprof is set
 	logPath string
 	logFile *os.File
-	exited  chan struct{}
-	waitErr error
 	started time.Time
 	ready   time.Duration // exec to ready
 }
@@ -149,7 +127,7 @@ func (e *env) start(ctx context.Context, kind serverKind, o startOptions) (*serv
 	if err != nil {
 		return nil, err
 	}
-	s := &server{kind: kind, url: "https://127.0.0.1:" + strconv.Itoa(port), exited: make(chan struct{})}
+	s := &server{kind: kind, url: "https://127.0.0.1:" + strconv.Itoa(port)}
 	name := fmt.Sprintf("%s-%d", kind, port)
 	var args []string
 	var bin string
@@ -188,18 +166,11 @@ func (e *env) start(ctx context.Context, kind serverKind, o startOptions) (*serv
 	if s.logFile, err = os.Create(s.logPath); err != nil {
 		return nil, err
 	}
-	s.cmd = exec.Command(bin, args...)
-	s.cmd.Stdout, s.cmd.Stderr = s.logFile, s.logFile
-	s.cmd.Env = servertest.CleanEnv()
 	s.started = time.Now()
-	if err := s.cmd.Start(); err != nil {
+	if s.proc, err = servertest.Launch(servertest.Options{Binary: bin, Args: args, Output: s.logFile}); err != nil {
 		s.logFile.Close()
 		return nil, err
 	}
-	go func() {
-		s.waitErr = s.cmd.Wait()
-		close(s.exited)
-	}()
 	if err := s.waitReady(ctx, e, 60*time.Second); err != nil {
 		s.stop()
 		return nil, fmt.Errorf("%s: %w\n%s", kind, err, tail(s.logPath, 2000))
@@ -211,7 +182,6 @@ func (e *env) start(ctx context.Context, kind serverKind, o startOptions) (*serv
 // API key, the in-harness OIDC provider, rate limits on but far above what
 // the harness can send, and the default access log (info, JSON) kept on.
 func (e *env) authConfig(kind serverKind, port, adminPort int, o startOptions, name string) []byte {
-	sum := sha256.Sum256([]byte(e.apiKey))
 	var b bytes.Buffer
 	fmt.Fprintf(&b, "listen: 127.0.0.1:%d\nadmin_listen: 127.0.0.1:%d\n", port, adminPort)
 	fmt.Fprintf(&b, "tls: {cert_file: %q, key_file: %q}\n", e.certFile, e.keyFile)
@@ -234,7 +204,7 @@ func (e *env) authConfig(kind serverKind, port, adminPort int, o startOptions, n
 	}
 	b.WriteString("api_keys:\n")
 	writeWide(&b, e, kind, "api_keys") // before the bench key: the old scan's worst case
-	fmt.Fprintf(&b, "  - name: bench\n    sha256: %s\n    applications: [\"*\"]\n", hex.EncodeToString(sum[:]))
+	fmt.Fprintf(&b, "  - name: bench\n    sha256: %s\n    applications: [\"*\"]\n", servertest.KeyHash(e.apiKey))
 	b.WriteString("rate_limits: {per_user: \"1000000/s\", per_ip: \"1000000/s\", per_api_key: \"1000000/s\"}\n")
 	fmt.Fprintf(&b, "log: {format: json, level: %s}\n", e.authLogLevel)
 	fmt.Fprintf(&b, "pprof: %t\n", e.pprof)
@@ -290,8 +260,8 @@ func (s *server) waitReady(ctx context.Context, e *env, limit time.Duration) err
 			return nil
 		}
 		select {
-		case <-s.exited:
-			return fmt.Errorf("exited before it was ready: %v", s.waitErr)
+		case <-s.proc.Done():
+			return fmt.Errorf("exited before it was ready: %v", s.proc.Err())
 		case <-ctx.Done():
 			return ctx.Err()
 		case <-time.After(time.Millisecond):
@@ -304,36 +274,12 @@ func (s *server) waitReady(ctx context.Context, e *env, limit time.Duration) err
 
 // stop sends SIGTERM, waits for the drain, and kills after 15 s.
 func (s *server) stop() {
-	if s.cmd.Process != nil {
-		_ = s.cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-s.exited:
-		case <-time.After(15 * time.Second):
-			_ = s.cmd.Process.Kill()
-			<-s.exited
-		}
-	}
+	_ = s.proc.Stop(15 * time.Second)
 	s.logFile.Close()
 }
 
 // pid is the server process's id.
-func (s *server) pid() int { return s.cmd.Process.Pid }
-
-// procStatusKB reads a "Name:   N kB" line of /proc/<pid>/status.
-func procStatusKB(pid int, name string) (int64, error) {
-	f, err := os.Open(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		return 0, err
-	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		if v, ok := strings.CutPrefix(sc.Text(), name+":"); ok {
-			return strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
-		}
-	}
-	return 0, fmt.Errorf("/proc/%d/status has no %s", pid, name)
-}
+func (s *server) pid() int { return s.proc.Pid() }
 
 // cpuTime is the user+system CPU the process has used (all threads), from
 // /proc/<pid>/stat, in clock ticks of 1/100 s (USER_HZ on Linux).

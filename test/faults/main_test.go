@@ -4,12 +4,8 @@ package faults
 
 import (
 	"context"
-	"crypto/tls"
 	"crypto/x509"
-	"errors"
 	"fmt"
-	"io"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -353,34 +349,6 @@ func (s *server) readyStatusOf(path string) int {
 	return resp.StatusCode
 }
 
-// tlsConfig is the clients' TLS configuration: the fixture's roots only.
-func (f *fixture) tlsConfig() *tls.Config {
-	return &tls.Config{RootCAs: f.roots, MinVersion: tls.VersionTLS12}
-}
-
-// newClient returns a client with its own keep-alive transport: one
-// connection per client, HTTP/1.1.
-func (f *fixture) newClient() *http.Client { return f.newClientFrom("") }
-
-// newClientFrom is newClient connecting from the local address ip (any of
-// 127.0.0.0/8 on Linux), so that the server sees another client address;
-// "" lets the system choose.
-func (f *fixture) newClientFrom(ip string) *http.Client {
-	d := &net.Dialer{Timeout: 5 * time.Second}
-	if ip != "" {
-		d.LocalAddr = &net.TCPAddr{IP: net.ParseIP(ip)}
-	}
-	return &http.Client{
-		Timeout: 15 * time.Second,
-		Transport: &http.Transport{
-			TLSClientConfig:     f.tlsConfig(),
-			MaxIdleConnsPerHost: 4,
-			IdleConnTimeout:     60 * time.Second,
-			DialContext:         d.DialContext,
-		},
-	}
-}
-
 // runCLI runs the authserver binary with args and returns its stdout.
 func runCLI(t testing.TB, args ...string) (string, error) {
 	t.Helper()
@@ -398,8 +366,3 @@ func sleepOrDone(d time.Duration, done <-chan struct{}) {
 	case <-done:
 	}
 }
-
-func isRefused(err error) bool { return errors.Is(err, syscall.ECONNREFUSED) }
-
-// drain reads and discards up to 1 MiB.
-func drain(r io.Reader) { _, _ = io.Copy(io.Discard, io.LimitReader(r, 1<<20)) }

@@ -54,6 +54,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/authserver-dev/authserver/bench/internal/loadgen"
 	"github.com/authserver-dev/authserver/internal/auth/oidctest"
 	"github.com/authserver-dev/authserver/internal/pgtest"
 	"github.com/authserver-dev/authserver/internal/servertest"
@@ -324,7 +325,7 @@ type figures struct {
 func newFigures(requests, errors int64, elapsed time.Duration, sorted []time.Duration, serverCPU, clientCPU time.Duration) figures {
 	f := figures{
 		ReqPerSec: float64(requests) / elapsed.Seconds(),
-		P50:       percentile(sorted, .5), P99: percentile(sorted, .99),
+		P50:       loadgen.Percentile(sorted, .5), P99: loadgen.Percentile(sorted, .99),
 		Errors: errors,
 	}
 	if requests > 0 {

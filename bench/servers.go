@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"crypto/tls"
@@ -9,10 +8,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -44,37 +41,30 @@ type env struct {
 	issuer       string // the in-harness OIDC provider ("" when none)
 	pprof        bool
 	authLogLevel string
+	started      int // servers started so far: names their files
 }
 
 // newEnv builds both binaries and writes the files every server needs.
 func newEnv(ctx context.Context, dir string, stderr io.Writer) (*env, error) {
 	e := &env{dir: dir, authLogLevel: "info"}
-	root, err := servertest.ModuleRoot(ctx)
-	if err != nil {
-		return nil, err
-	}
 	bin := filepath.Join(dir, "bin")
 	fmt.Fprintf(stderr, "bench: go build -o %s ./cmd/authserver ./bench/baseline\n", bin)
-	build := exec.CommandContext(ctx, "go", "build", "-o", bin+string(filepath.Separator), "./cmd/authserver", "./bench/baseline")
-	build.Dir = root
-	build.Stdout, build.Stderr = stderr, stderr
-	if err := build.Run(); err != nil {
-		return nil, fmt.Errorf("building the binaries: %w", err)
+	if err := servertest.BuildInto(ctx, bin, "./cmd/authserver", "./bench/baseline"); err != nil {
+		return nil, err
 	}
 	e.authserver, e.baseline = filepath.Join(bin, "authserver"), filepath.Join(bin, "baseline")
 
 	// The same self-signed ECDSA P-256 certificate as `authserver dev`.
+	var err error
 	if e.certFile, e.keyFile, err = tlsutil.SelfSigned(filepath.Join(dir, "tls"), time.Now()); err != nil {
 		return nil, err
 	}
-	pemBytes, err := os.ReadFile(e.certFile)
+	cert, err := servertest.Certificate(e.certFile)
 	if err != nil {
 		return nil, err
 	}
 	e.roots = x509.NewCertPool()
-	if !e.roots.AppendCertsFromPEM(pemBytes) {
-		return nil, errors.New("cannot parse the generated certificate")
-	}
+	e.roots.AddCert(cert)
 
 	e.secret = servertest.RandomBase64(16)
 	e.secretFile = filepath.Join(dir, "app-secret")
@@ -123,37 +113,38 @@ type startOptions struct {
 
 // start launches a server of kind and waits until it answers.
 func (e *env) start(ctx context.Context, kind serverKind, o startOptions) (*server, error) {
-	port, err := freePort() // fixed before start: the baseline reports no address
+	addr, err := servertest.FreeAddr() // fixed before start: the baseline reports no address
 	if err != nil {
 		return nil, err
 	}
-	s := &server{kind: kind, url: "https://127.0.0.1:" + strconv.Itoa(port)}
-	name := fmt.Sprintf("%s-%d", kind, port)
+	s := &server{kind: kind, url: "https://" + addr}
+	e.started++
+	name := fmt.Sprintf("%s-%d", kind, e.started)
 	var args []string
 	var bin string
 	switch kind {
 	case baselineJWT, baselineBare, baselineHello:
 		mode := map[serverKind]string{baselineJWT: "jwt", baselineBare: "bare", baselineHello: "hello"}[kind]
 		bin = e.baseline
-		args = []string{"-listen", "127.0.0.1:" + strconv.Itoa(port), "-cert", e.certFile, "-key", e.keyFile,
+		args = []string{"-listen", addr, "-cert", e.certFile, "-key", e.keyFile,
 			"-mode", mode, "-app-key", benchAppKey, "-app-secret", e.secret}
 		if e.pprof {
-			pp, err := freePort()
+			pp, err := servertest.FreeAddr()
 			if err != nil {
 				return nil, err
 			}
-			s.pprof = "http://127.0.0.1:" + strconv.Itoa(pp)
-			args = append(args, "-pprof-listen", "127.0.0.1:"+strconv.Itoa(pp))
+			s.pprof = "http://" + pp
+			args = append(args, "-pprof-listen", pp)
 		}
 	default:
-		adminPort, err := freePort()
+		adminAddr, err := servertest.FreeAddr()
 		if err != nil {
 			return nil, err
 		}
-		s.admin = "http://127.0.0.1:" + strconv.Itoa(adminPort)
+		s.admin = "http://" + adminAddr
 		s.pprof = s.admin
 		cfgPath := filepath.Join(e.dir, name+".yaml")
-		if err := os.WriteFile(cfgPath, e.authConfig(kind, port, adminPort, o, name), 0o600); err != nil {
+		if err := os.WriteFile(cfgPath, e.authConfig(kind, addr, adminAddr, o, name), 0o600); err != nil {
 			return nil, err
 		}
 		bin = e.authserver
@@ -181,9 +172,9 @@ func (e *env) start(ctx context.Context, kind serverKind, o startOptions) (*serv
 // authConfig writes the YAML of one authserver: the bench application, one
 // API key, the in-harness OIDC provider, rate limits on but far above what
 // the harness can send, and the default access log (info, JSON) kept on.
-func (e *env) authConfig(kind serverKind, port, adminPort int, o startOptions, name string) []byte {
+func (e *env) authConfig(kind serverKind, addr, adminAddr string, o startOptions, name string) []byte {
 	var b bytes.Buffer
-	fmt.Fprintf(&b, "listen: 127.0.0.1:%d\nadmin_listen: 127.0.0.1:%d\n", port, adminPort)
+	fmt.Fprintf(&b, "listen: %s\nadmin_listen: %s\n", addr, adminAddr)
 	fmt.Fprintf(&b, "tls: {cert_file: %q, key_file: %q}\n", e.certFile, e.keyFile)
 	switch kind {
 	case authBolt, authBoltNoFloor, authOther, authBoltApps, authBoltKeys, authBoltIdPs:
@@ -306,15 +297,6 @@ func cpuTime(pid int) (time.Duration, error) {
 	return time.Duration(ut+st) * 10 * time.Millisecond, nil
 }
 
-func freePort() (int, error) {
-	addr, err := servertest.FreeAddr()
-	if err != nil {
-		return 0, err
-	}
-	_, port, _ := net.SplitHostPort(addr)
-	return strconv.Atoi(port)
-}
-
 // tail returns the last n bytes of a file, for error messages.
 func tail(path string, n int64) string {
 	b, err := os.ReadFile(path)
@@ -367,23 +349,11 @@ func scrapeBatches(s *server) batchStats {
 	if err != nil {
 		return b
 	}
-	sc := bufio.NewScanner(strings.NewReader(text))
-	sc.Buffer(make([]byte, 1<<20), 1<<20)
-	for sc.Scan() {
-		name, v, ok := strings.Cut(sc.Text(), " ")
-		if !ok {
-			continue
-		}
-		switch name {
-		case "authserver_sequence_batch_size_sum":
-			b.sum, _ = strconv.ParseFloat(v, 64)
-		case "authserver_sequence_batch_size_count":
-			b.count, _ = strconv.ParseFloat(v, 64)
-		default:
-			if strings.HasPrefix(name, "authserver_sequence_store_duration_seconds_sum") {
-				d, _ := strconv.ParseFloat(v, 64)
-				b.dsum += d
-			}
+	all := servertest.ParseSamples(text)
+	b.sum, b.count = all["authserver_sequence_batch_size_sum"], all["authserver_sequence_batch_size_count"]
+	for name, v := range all {
+		if strings.HasPrefix(name, "authserver_sequence_store_duration_seconds_sum") {
+			b.dsum += v
 		}
 	}
 	return b

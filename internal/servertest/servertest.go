@@ -74,6 +74,22 @@ func ModuleRoot(ctx context.Context) (string, error) {
 	return filepath.Dir(mod), nil
 }
 
+// BuildInto builds the module's main packages (import paths, or paths
+// relative to the module's root such as ./bench/baseline) into dir, each
+// binary named after its package's directory.
+func BuildInto(ctx context.Context, dir string, pkgs ...string) error {
+	root, err := ModuleRoot(ctx)
+	if err != nil {
+		return err
+	}
+	cmd := exec.CommandContext(ctx, "go", append([]string{"build", "-o", dir + string(filepath.Separator)}, pkgs...)...)
+	cmd.Dir = root
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("servertest: go build %s: %v\n%s", strings.Join(pkgs, " "), err, out)
+	}
+	return nil
+}
+
 // Build builds the binary into the shared directory and returns its path.
 func Build(ctx context.Context) (string, error) {
 	root, err := ModuleRoot(ctx)
@@ -93,13 +109,10 @@ func Build(ctx context.Context) (string, error) {
 	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX); err != nil {
 		return "", fmt.Errorf("servertest: locking %s: %w", lock.Name(), err)
 	}
-	bin := filepath.Join(dir, "authserver")
-	cmd := exec.CommandContext(ctx, "go", "build", "-o", bin, Package)
-	cmd.Dir = root
-	if out, err := cmd.CombinedOutput(); err != nil {
-		return "", fmt.Errorf("servertest: go build %s: %v\n%s", Package, err, out)
+	if err := BuildInto(ctx, dir, Package); err != nil {
+		return "", err
 	}
-	return bin, nil
+	return filepath.Join(dir, "authserver"), nil
 }
 
 // CleanEnv is the test's environment without AUTHSERVER_* variables, which
@@ -254,28 +267,35 @@ func Scrape(adminURL string) (string, error) {
 // series (name with its labels, exactly as exposed) is asked for. A missing
 // series is an error.
 func Samples(text string, series ...string) (map[string]float64, error) {
+	all := ParseSamples(text)
+	out := map[string]float64{}
+	for _, s := range series {
+		v, ok := all[s]
+		if !ok {
+			return nil, fmt.Errorf("/metrics has no %s", s)
+		}
+		out[s] = v
+	}
+	return out, nil
+}
+
+// ParseSamples returns every sample of the exposition text by series (name
+// with its labels, exactly as exposed); comments and lines whose value does
+// not parse are skipped.
+func ParseSamples(text string) map[string]float64 {
 	out := map[string]float64{}
 	sc := bufio.NewScanner(strings.NewReader(text))
 	sc.Buffer(make([]byte, 1<<20), 1<<20)
 	for sc.Scan() {
 		name, v, ok := strings.Cut(sc.Text(), " ")
-		if !ok {
+		if !ok || strings.HasPrefix(name, "#") {
 			continue
 		}
-		for _, s := range series {
-			if name == s {
-				if f, err := strconv.ParseFloat(strings.TrimSpace(v), 64); err == nil {
-					out[s] = f
-				}
-			}
+		if f, err := strconv.ParseFloat(strings.TrimSpace(v), 64); err == nil {
+			out[name] = f
 		}
 	}
-	for _, s := range series {
-		if _, ok := out[s]; !ok {
-			return nil, fmt.Errorf("/metrics has no %s", s)
-		}
-	}
-	return out, nil
+	return out
 }
 
 // Process is one run of the binary.

@@ -20,6 +20,9 @@ func TestSamples(t *testing.T) {
 	if _, err := Samples(text, "x_total"); err == nil {
 		t.Error("a series named only by a prefix of others was found")
 	}
+	if all := ParseSamples(text); len(all) != 4 || all["x_total_other"] != 9 || all[`x_total{result="error"}`] != 1 {
+		t.Errorf("ParseSamples = %v, want the 4 samples and no comment lines", all)
+	}
 }
 
 func TestBufferLines(t *testing.T) {

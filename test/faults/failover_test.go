@@ -68,7 +68,7 @@ func TestPostgresFailover(t *testing.T) {
 	}
 	l := startWarm(t, f, crashMix(s))
 
-	killAt, down := kill9(t, primary) // down: the primary and all its backends are gone
+	killAt, down := killPostgres(t, primary) // down: the primary and all its backends are gone
 	// No primary for a second: what an operator's failover takes, at best.
 	time.Sleep(time.Second)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)

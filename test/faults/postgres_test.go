@@ -25,7 +25,7 @@ func TestPostgresKill9UnderLoad(t *testing.T) {
 
 	l := startWarm(t, f, crashMix(s))
 
-	killAt, down := kill9(t, cluster) // down: the postmaster and all its children are gone
+	killAt, down := killPostgres(t, cluster) // down: the postmaster and all its children are gone
 	if err := servertest.Poll(10*time.Second, "/readyz/sequence_store 503", func() bool {
 		return s.readyStatusOf("/readyz/sequence_store") == http.StatusServiceUnavailable
 	}); err != nil {
@@ -101,9 +101,9 @@ func TestPostgresKill9UnderLoad(t *testing.T) {
 	}
 }
 
-// kill9 crashes a PostgreSQL server (kill -9 to the postmaster) and returns
+// killPostgres crashes a PostgreSQL server (kill -9 to the postmaster) and returns
 // when the kill was sent and when every process of the server was gone.
-func kill9(t *testing.T, c *pgtest.Cluster) (killAt, down time.Time) {
+func killPostgres(t *testing.T, c *pgtest.Cluster) (killAt, down time.Time) {
 	t.Helper()
 	killAt = time.Now()
 	if err := c.Kill9(); err != nil {

@@ -46,28 +46,20 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/signal"
 	"path/filepath"
 	"runtime"
 	"slices"
 	"strings"
-	"syscall"
 	"time"
 
+	"github.com/authserver-dev/authserver/bench/internal/cli"
 	"github.com/authserver-dev/authserver/bench/internal/loadgen"
 	"github.com/authserver-dev/authserver/internal/auth/oidctest"
 	"github.com/authserver-dev/authserver/internal/pgtest"
 	"github.com/authserver-dev/authserver/internal/servertest"
 )
 
-func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	if err := run(ctx, os.Args[1:], os.Stdout, os.Stderr); err != nil {
-		fmt.Fprintln(os.Stderr, "bench:", err)
-		os.Exit(1)
-	}
-}
+func main() { cli.Main("bench", run) }
 
 // options are the run's flags; they are printed with the results.
 type options struct {

@@ -28,8 +28,6 @@ import (
 	"fmt"
 	"io"
 	mrand "math/rand/v2"
-	"os"
-	"os/signal"
 	"slices"
 	"sync/atomic"
 	"text/tabwriter"
@@ -37,6 +35,7 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/authserver-dev/authserver/bench/internal/cli"
 	"github.com/authserver-dev/authserver/bench/internal/loadgen"
 	"github.com/authserver-dev/authserver/internal/pgtest"
 	"github.com/authserver-dev/authserver/internal/sequence"
@@ -44,14 +43,7 @@ import (
 	"github.com/authserver-dev/authserver/migrations"
 )
 
-func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
-	defer stop()
-	if err := run(ctx, os.Args[1:], os.Stdout, os.Stderr); err != nil {
-		fmt.Fprintln(os.Stderr, "seqbench:", err)
-		os.Exit(1)
-	}
-}
+func main() { cli.Main("seqbench", run) }
 
 // config is what a run was asked to do; it is printed with the results so
 // that figures are never quoted without their conditions.

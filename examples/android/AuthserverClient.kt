@@ -1,6 +1,8 @@
-// AuthserverClient.kt — the HTTP part shared by the Android examples: one
-// POST to authserver with the signed-in user's identity token, over TLS
-// only, with connect and read timeouts, answering JSON or throwing.
+// AuthserverClient.kt — the part shared by the Android examples: one POST
+// to authserver with the signed-in user's identity token, over TLS only,
+// with connect and read timeouts, answering JSON or throwing; and answer(),
+// which runs it off the SDK's thread and always ends in the SDK's register
+// or registerFailed.
 //
 // Platform APIs only: javax.net.ssl.HttpsURLConnection and org.json (part of
 // Android). No kotlinx-coroutines: the SDK callbacks hand the work to an

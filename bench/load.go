@@ -5,20 +5,19 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
-	"errors"
 	"fmt"
 	"io"
 	mrand "math/rand/v2"
 	"net"
 	"net/http"
 	"os"
-	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"github.com/authserver-dev/authserver/bench/internal/loadgen"
 )
 
 // loadKind is what a scenario's virtual users send.
@@ -160,78 +159,40 @@ func (w *workload) request(ctx context.Context, v *vu) *http.Request {
 // what the measured part saw. A request counts if it ended in the window.
 // mark, if set, is called as the window opens (true) and closes (false).
 func (d *driver) run(ctx context.Context, warmup, dur time.Duration, mark func(start bool)) stats {
-	var (
-		wg        sync.WaitGroup
-		mu        sync.Mutex
-		all       []time.Duration
-		reqs      atomic.Int64
-		errs      atomic.Int64
-		firstErr  atomic.Value
-		measuring atomic.Bool
-		stop      atomic.Bool
-	)
+	var h0, r0, h1, r1 int64
+	var cpu0, busy0, cpu1, busy1 time.Duration
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	for _, v := range d.vus {
-		wg.Go(func() {
-			local := make([]time.Duration, 0, 1<<14)
-			for !stop.Load() {
-				req := d.w.request(ctx, v)
-				t0 := time.Now()
-				resp, err := v.client.Do(req)
-				if err == nil {
-					if resp.StatusCode != http.StatusOK {
-						b, _ := io.ReadAll(io.LimitReader(resp.Body, 300))
-						err = fmt.Errorf("status %d: %s", resp.StatusCode, b)
-					} else {
-						_, err = io.Copy(io.Discard, resp.Body)
-					}
-					resp.Body.Close()
-				}
-				lat := time.Since(t0)
-				if !measuring.Load() || stop.Load() {
-					continue
-				}
-				if err != nil {
-					if !errors.Is(err, context.Canceled) {
-						errs.Add(1)
-						firstErr.CompareAndSwap(nil, err.Error())
-					}
-					continue
-				}
-				reqs.Add(1)
-				local = append(local, lat)
+	res := loadgen.Run(ctx, len(d.vus), warmup, dur, func(ctx context.Context, i int) error {
+		v := d.vus[i]
+		resp, err := v.client.Do(d.w.request(ctx, v))
+		if err != nil {
+			return err
+		}
+		defer resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			b, _ := io.ReadAll(io.LimitReader(resp.Body, 300))
+			return fmt.Errorf("status %d: %s", resp.StatusCode, b)
+		}
+		_, err = io.Copy(io.Discard, resp.Body)
+		return err
+	}, func(start bool) {
+		if start {
+			h0, r0 = d.handshake.Load(), d.resumed.Load()
+			if mark != nil {
+				mark(true)
 			}
-			mu.Lock()
-			all = append(all, local...)
-			mu.Unlock()
-		})
-	}
-	sleep(ctx, warmup)
-	h0, r0 := d.handshake.Load(), d.resumed.Load()
-	if mark != nil {
-		mark(true)
-	}
-	cpu0, busy0 := selfCPU(), machineBusy()
-	measuring.Store(true)
-	began := time.Now()
-	sleep(ctx, dur)
-	// Requests that end after this are not counted.
-	stop.Store(true)
-	elapsed := time.Since(began)
-	cpu1, busy1 := selfCPU(), machineBusy()
-	if mark != nil {
-		mark(false)
-	}
-	h1, r1 := d.handshake.Load(), d.resumed.Load()
-	wg.Wait()
-	slices.Sort(all)
-	st := stats{Requests: reqs.Load(), Errors: errs.Load(), Elapsed: elapsed, Latencies: all,
+			cpu0, busy0 = selfCPU(), machineBusy()
+			return
+		}
+		cpu1, busy1 = selfCPU(), machineBusy()
+		if mark != nil {
+			mark(false)
+		}
+		h1, r1 = d.handshake.Load(), d.resumed.Load()
+	})
+	return stats{Requests: res.Calls, Errors: res.Errors, FirstErr: res.FirstErr, Elapsed: res.Elapsed, Latencies: res.Latencies,
 		Handshake: h1 - h0, Resumed: r1 - r0, ClientCPU: cpu1 - cpu0, MachineBusy: busy1 - busy0}
-	if v, ok := firstErr.Load().(string); ok {
-		st.FirstErr = v
-	}
-	return st
 }
 
 // selfCPU is the user+system CPU this process has used.
@@ -261,22 +222,6 @@ func machineBusy() time.Duration {
 		}
 	}
 	return time.Duration(busy) * 10 * time.Millisecond
-}
-
-func percentile(sorted []time.Duration, p float64) time.Duration {
-	if len(sorted) == 0 {
-		return 0
-	}
-	return sorted[int(p*float64(len(sorted)-1))]
-}
-
-func sleep(ctx context.Context, d time.Duration) {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-	case <-ctx.Done():
-	}
 }
 
 // userBodies returns {"userId":"user-N"} for N < n.

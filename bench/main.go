@@ -46,26 +46,20 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/signal"
 	"path/filepath"
 	"runtime"
 	"slices"
 	"strings"
-	"syscall"
 	"time"
 
+	"github.com/authserver-dev/authserver/bench/internal/cli"
+	"github.com/authserver-dev/authserver/bench/internal/loadgen"
 	"github.com/authserver-dev/authserver/internal/auth/oidctest"
 	"github.com/authserver-dev/authserver/internal/pgtest"
+	"github.com/authserver-dev/authserver/internal/servertest"
 )
 
-func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	if err := run(ctx, os.Args[1:], os.Stdout, os.Stderr); err != nil {
-		fmt.Fprintln(os.Stderr, "bench:", err)
-		os.Exit(1)
-	}
-}
+func main() { cli.Main("bench", run) }
 
 // options are the run's flags; they are printed with the results.
 type options struct {
@@ -306,8 +300,8 @@ var scenarios = map[string]scenario{
 		Ratio: "this/other"},
 }
 
-// round is one measured run of one side.
-type round struct {
+// figures are what a side measured, in one round or over all its rounds.
+type figures struct {
 	ReqPerSec float64       `json:"req_per_sec"`
 	P50       time.Duration `json:"p50_ns"`
 	P99       time.Duration `json:"p99_ns"`
@@ -315,6 +309,27 @@ type round struct {
 	CPUPerReq time.Duration `json:"server_cpu_per_req_ns"`
 	// ClientCPUPerReq is the load generator's (this process's) share.
 	ClientCPUPerReq time.Duration `json:"client_cpu_per_req_ns"`
+}
+
+// newFigures computes figures from the requests that ended in elapsed,
+// their latencies (sorted), the errors, and the CPU the server and this
+// process used meanwhile.
+func newFigures(requests, errors int64, elapsed time.Duration, sorted []time.Duration, serverCPU, clientCPU time.Duration) figures {
+	f := figures{
+		ReqPerSec: float64(requests) / elapsed.Seconds(),
+		P50:       loadgen.Percentile(sorted, .5), P99: loadgen.Percentile(sorted, .99),
+		Errors: errors,
+	}
+	if requests > 0 {
+		f.CPUPerReq = serverCPU / time.Duration(requests)
+		f.ClientCPUPerReq = clientCPU / time.Duration(requests)
+	}
+	return f
+}
+
+// round is one measured run of one side.
+type round struct {
+	figures
 	// OtherCores is the average CPU other processes used meanwhile, in
 	// cores: the noise the run was exposed to.
 	OtherCores float64 `json:"other_cores"`
@@ -329,20 +344,14 @@ type round struct {
 // sideResult aggregates a side's rounds.
 type sideResult struct {
 	side
-	Rounds     []round       `json:"rounds"`
-	ReqPerSec  float64       `json:"req_per_sec"`
-	P50        time.Duration `json:"p50_ns"`
-	P99        time.Duration `json:"p99_ns"`
-	Requests   int64         `json:"requests"`
-	Errors     int64         `json:"errors"`
-	FirstError string        `json:"first_error,omitempty"`
-	CPUPerReq  time.Duration `json:"server_cpu_per_req_ns"`
-	// ClientCPUPerReq is the load generator's (this process's) share.
-	ClientCPUPerReq time.Duration `json:"client_cpu_per_req_ns"`
-	PeakRSSKB       int64         `json:"peak_rss_kb"`
-	Resumed         float64       `json:"tls_resumed_fraction,omitempty"`
-	MeanBatch       float64       `json:"store_calls_per_commit,omitempty"`
-	LogBytes        int64         `json:"log_bytes_per_req,omitempty"`
+	Rounds []round `json:"rounds"`
+	figures
+	Requests   int64   `json:"requests"`
+	FirstError string  `json:"first_error,omitempty"`
+	PeakRSSKB  int64   `json:"peak_rss_kb"`
+	Resumed    float64 `json:"tls_resumed_fraction,omitempty"`
+	MeanBatch  float64 `json:"store_calls_per_commit,omitempty"`
+	LogBytes   int64   `json:"log_bytes_per_req,omitempty"`
 	// VsHello and VsMint are the median over rounds of this side's req/s
 	// over the hello-world TLS server's and the lean mint's.
 	VsHello float64 `json:"vs_hello,omitempty"`
@@ -426,6 +435,7 @@ func runScenario(ctx context.Context, e *env, o options, idp *oidctest.Provider,
 	elapsed := make([]time.Duration, len(sides))
 	cpu := make([]time.Duration, len(sides))
 	ccpu := make([]time.Duration, len(sides))
+	errs := make([]int64, len(sides))
 	hs, resumed := make([]int64, len(sides)), make([]int64, len(sides))
 	for r := range o.Rounds {
 		for i, sd := range sides {
@@ -446,17 +456,9 @@ func runScenario(ctx context.Context, e *env, o options, idp *oidctest.Provider,
 				return res, err
 			}
 			used := c1 - c0
-			hwm, _ := procStatusKB(pid, "VmHWM")
+			hwm, _ := servertest.ProcStatusKB(pid, "VmHWM")
 			sr := &res.Sides[i]
-			rd := round{
-				ReqPerSec: float64(st.Requests) / st.Elapsed.Seconds(),
-				P50:       percentile(st.Latencies, .5), P99: percentile(st.Latencies, .99),
-				Errors: st.Errors,
-			}
-			if st.Requests > 0 {
-				rd.CPUPerReq = used / time.Duration(st.Requests)
-				rd.ClientCPUPerReq = st.ClientCPU / time.Duration(st.Requests)
-			}
+			rd := round{figures: newFigures(st.Requests, st.Errors, st.Elapsed, st.Latencies, used, st.ClientCPU)}
 			rd.OtherCores = max(0, float64(st.MachineBusy-st.ClientCPU-used)/float64(st.Elapsed))
 			if n := b1.count - b0.count; n > 0 {
 				rd.Statements = int64(n)
@@ -465,7 +467,7 @@ func runScenario(ctx context.Context, e *env, o options, idp *oidctest.Provider,
 			}
 			sr.Rounds = append(sr.Rounds, rd)
 			sr.Requests += st.Requests
-			sr.Errors += st.Errors
+			errs[i] += st.Errors
 			if sr.FirstError == "" {
 				sr.FirstError = st.FirstErr
 			}
@@ -486,11 +488,8 @@ func runScenario(ctx context.Context, e *env, o options, idp *oidctest.Provider,
 	for i := range sides {
 		sr := &res.Sides[i]
 		slices.Sort(lats[i])
-		sr.ReqPerSec = float64(sr.Requests) / elapsed[i].Seconds()
-		sr.P50, sr.P99 = percentile(lats[i], .5), percentile(lats[i], .99)
+		sr.figures = newFigures(sr.Requests, errs[i], elapsed[i], lats[i], cpu[i], ccpu[i])
 		if sr.Requests > 0 {
-			sr.CPUPerReq = cpu[i] / time.Duration(sr.Requests)
-			sr.ClientCPUPerReq = ccpu[i] / time.Duration(sr.Requests)
 			if fi, err := os.Stat(servers[i].logPath); err == nil && sides[i].Server.isAuthserver() {
 				// Warm-up requests log too: divide by everything sent.
 				total := float64(sr.Requests) * float64(o.Duration+o.Warmup) / float64(o.Duration)

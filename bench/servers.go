@@ -1,26 +1,18 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"context"
-	"crypto/rand"
-	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
-	"encoding/base64"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/authserver-dev/authserver/internal/servertest"
@@ -49,60 +41,38 @@ type env struct {
 	issuer       string // the in-harness OIDC provider ("" when none)
 	pprof        bool
 	authLogLevel string
+	started      int // servers started so far: names their files
 }
 
 // newEnv builds both binaries and writes the files every server needs.
 func newEnv(ctx context.Context, dir string, stderr io.Writer) (*env, error) {
 	e := &env{dir: dir, authLogLevel: "info"}
-	root, err := moduleRoot(ctx)
-	if err != nil {
-		return nil, err
-	}
 	bin := filepath.Join(dir, "bin")
 	fmt.Fprintf(stderr, "bench: go build -o %s ./cmd/authserver ./bench/baseline\n", bin)
-	build := exec.CommandContext(ctx, "go", "build", "-o", bin+string(filepath.Separator), "./cmd/authserver", "./bench/baseline")
-	build.Dir = root
-	build.Stdout, build.Stderr = stderr, stderr
-	if err := build.Run(); err != nil {
-		return nil, fmt.Errorf("building the binaries: %w", err)
+	if err := servertest.BuildInto(ctx, bin, "./cmd/authserver", "./bench/baseline"); err != nil {
+		return nil, err
 	}
 	e.authserver, e.baseline = filepath.Join(bin, "authserver"), filepath.Join(bin, "baseline")
 
 	// The same self-signed ECDSA P-256 certificate as `authserver dev`.
+	var err error
 	if e.certFile, e.keyFile, err = tlsutil.SelfSigned(filepath.Join(dir, "tls"), time.Now()); err != nil {
 		return nil, err
 	}
-	pemBytes, err := os.ReadFile(e.certFile)
+	cert, err := servertest.Certificate(e.certFile)
 	if err != nil {
 		return nil, err
 	}
 	e.roots = x509.NewCertPool()
-	if !e.roots.AppendCertsFromPEM(pemBytes) {
-		return nil, errors.New("cannot parse the generated certificate")
-	}
+	e.roots.AddCert(cert)
 
-	var raw [16]byte
-	_, _ = rand.Read(raw[:])
-	e.secret = base64.StdEncoding.EncodeToString(raw[:])
+	e.secret = servertest.RandomBase64(16)
 	e.secretFile = filepath.Join(dir, "app-secret")
 	if err := os.WriteFile(e.secretFile, []byte(e.secret+"\n"), 0o600); err != nil {
 		return nil, err
 	}
-	_, _ = rand.Read(raw[:])
-	e.apiKey = "bench-" + hex.EncodeToString(raw[:])
+	e.apiKey = "bench-" + servertest.RandomHex(16)
 	return e, nil
-}
-
-func moduleRoot(ctx context.Context) (string, error) {
-	out, err := exec.CommandContext(ctx, "go", "env", "GOMOD").Output()
-	if err != nil {
-		return "", fmt.Errorf("go env GOMOD: %w", err)
-	}
-	mod := strings.TrimSpace(string(out))
-	if mod == "" || mod == os.DevNull {
-		return "", errors.New("run the harness inside the authserver module (go run ./bench)")
-	}
-	return filepath.Dir(mod), nil
 }
 
 // serverKind names one way of running a server.
@@ -125,14 +95,12 @@ func (k serverKind) isAuthserver() bool { return strings.HasPrefix(string(k), "a
 // server is one running server process.
 type server struct {
 	kind    serverKind
-	cmd     *exec.Cmd
+	proc    *servertest.Process
 	url     string // https://127.0.0.1:port
 	admin   string // http://127.0.0.1:port; authserver only
 	pprof   string // base URL of /debug/pprof/ when the harness's -pprof is set
 	logPath string
 	logFile *os.File
-	exited  chan struct{}
-	waitErr error
 	started time.Time
 	ready   time.Duration // exec to ready
 }
@@ -145,37 +113,38 @@ type startOptions struct {
 
 // start launches a server of kind and waits until it answers.
 func (e *env) start(ctx context.Context, kind serverKind, o startOptions) (*server, error) {
-	port, err := freePort() // fixed before start: the baseline reports no address
+	addr, err := servertest.FreeAddr() // fixed before start: the baseline reports no address
 	if err != nil {
 		return nil, err
 	}
-	s := &server{kind: kind, url: "https://127.0.0.1:" + strconv.Itoa(port), exited: make(chan struct{})}
-	name := fmt.Sprintf("%s-%d", kind, port)
+	s := &server{kind: kind, url: "https://" + addr}
+	e.started++
+	name := fmt.Sprintf("%s-%d", kind, e.started)
 	var args []string
 	var bin string
 	switch kind {
 	case baselineJWT, baselineBare, baselineHello:
 		mode := map[serverKind]string{baselineJWT: "jwt", baselineBare: "bare", baselineHello: "hello"}[kind]
 		bin = e.baseline
-		args = []string{"-listen", "127.0.0.1:" + strconv.Itoa(port), "-cert", e.certFile, "-key", e.keyFile,
+		args = []string{"-listen", addr, "-cert", e.certFile, "-key", e.keyFile,
 			"-mode", mode, "-app-key", benchAppKey, "-app-secret", e.secret}
 		if e.pprof {
-			pp, err := freePort()
+			pp, err := servertest.FreeAddr()
 			if err != nil {
 				return nil, err
 			}
-			s.pprof = "http://127.0.0.1:" + strconv.Itoa(pp)
-			args = append(args, "-pprof-listen", "127.0.0.1:"+strconv.Itoa(pp))
+			s.pprof = "http://" + pp
+			args = append(args, "-pprof-listen", pp)
 		}
 	default:
-		adminPort, err := freePort()
+		adminAddr, err := servertest.FreeAddr()
 		if err != nil {
 			return nil, err
 		}
-		s.admin = "http://127.0.0.1:" + strconv.Itoa(adminPort)
+		s.admin = "http://" + adminAddr
 		s.pprof = s.admin
 		cfgPath := filepath.Join(e.dir, name+".yaml")
-		if err := os.WriteFile(cfgPath, e.authConfig(kind, port, adminPort, o, name), 0o600); err != nil {
+		if err := os.WriteFile(cfgPath, e.authConfig(kind, addr, adminAddr, o, name), 0o600); err != nil {
 			return nil, err
 		}
 		bin = e.authserver
@@ -188,18 +157,11 @@ func (e *env) start(ctx context.Context, kind serverKind, o startOptions) (*serv
 	if s.logFile, err = os.Create(s.logPath); err != nil {
 		return nil, err
 	}
-	s.cmd = exec.Command(bin, args...)
-	s.cmd.Stdout, s.cmd.Stderr = s.logFile, s.logFile
-	s.cmd.Env = servertest.CleanEnv()
 	s.started = time.Now()
-	if err := s.cmd.Start(); err != nil {
+	if s.proc, err = servertest.Launch(servertest.Options{Binary: bin, Args: args, Output: s.logFile}); err != nil {
 		s.logFile.Close()
 		return nil, err
 	}
-	go func() {
-		s.waitErr = s.cmd.Wait()
-		close(s.exited)
-	}()
 	if err := s.waitReady(ctx, e, 60*time.Second); err != nil {
 		s.stop()
 		return nil, fmt.Errorf("%s: %w\n%s", kind, err, tail(s.logPath, 2000))
@@ -210,10 +172,9 @@ func (e *env) start(ctx context.Context, kind serverKind, o startOptions) (*serv
 // authConfig writes the YAML of one authserver: the bench application, one
 // API key, the in-harness OIDC provider, rate limits on but far above what
 // the harness can send, and the default access log (info, JSON) kept on.
-func (e *env) authConfig(kind serverKind, port, adminPort int, o startOptions, name string) []byte {
-	sum := sha256.Sum256([]byte(e.apiKey))
+func (e *env) authConfig(kind serverKind, addr, adminAddr string, o startOptions, name string) []byte {
 	var b bytes.Buffer
-	fmt.Fprintf(&b, "listen: 127.0.0.1:%d\nadmin_listen: 127.0.0.1:%d\n", port, adminPort)
+	fmt.Fprintf(&b, "listen: %s\nadmin_listen: %s\n", addr, adminAddr)
 	fmt.Fprintf(&b, "tls: {cert_file: %q, key_file: %q}\n", e.certFile, e.keyFile)
 	switch kind {
 	case authBolt, authBoltNoFloor, authOther, authBoltApps, authBoltKeys, authBoltIdPs:
@@ -234,7 +195,7 @@ func (e *env) authConfig(kind serverKind, port, adminPort int, o startOptions, n
 	}
 	b.WriteString("api_keys:\n")
 	writeWide(&b, e, kind, "api_keys") // before the bench key: the old scan's worst case
-	fmt.Fprintf(&b, "  - name: bench\n    sha256: %s\n    applications: [\"*\"]\n", hex.EncodeToString(sum[:]))
+	fmt.Fprintf(&b, "  - name: bench\n    sha256: %s\n    applications: [\"*\"]\n", servertest.KeyHash(e.apiKey))
 	b.WriteString("rate_limits: {per_user: \"1000000/s\", per_ip: \"1000000/s\", per_api_key: \"1000000/s\"}\n")
 	fmt.Fprintf(&b, "log: {format: json, level: %s}\n", e.authLogLevel)
 	fmt.Fprintf(&b, "pprof: %t\n", e.pprof)
@@ -290,8 +251,8 @@ func (s *server) waitReady(ctx context.Context, e *env, limit time.Duration) err
 			return nil
 		}
 		select {
-		case <-s.exited:
-			return fmt.Errorf("exited before it was ready: %v", s.waitErr)
+		case <-s.proc.Done():
+			return fmt.Errorf("exited before it was ready: %v", s.proc.Err())
 		case <-ctx.Done():
 			return ctx.Err()
 		case <-time.After(time.Millisecond):
@@ -304,36 +265,12 @@ func (s *server) waitReady(ctx context.Context, e *env, limit time.Duration) err
 
 // stop sends SIGTERM, waits for the drain, and kills after 15 s.
 func (s *server) stop() {
-	if s.cmd.Process != nil {
-		_ = s.cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-s.exited:
-		case <-time.After(15 * time.Second):
-			_ = s.cmd.Process.Kill()
-			<-s.exited
-		}
-	}
+	_ = s.proc.Stop(15 * time.Second)
 	s.logFile.Close()
 }
 
 // pid is the server process's id.
-func (s *server) pid() int { return s.cmd.Process.Pid }
-
-// procStatusKB reads a "Name:   N kB" line of /proc/<pid>/status.
-func procStatusKB(pid int, name string) (int64, error) {
-	f, err := os.Open(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		return 0, err
-	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		if v, ok := strings.CutPrefix(sc.Text(), name+":"); ok {
-			return strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
-		}
-	}
-	return 0, fmt.Errorf("/proc/%d/status has no %s", pid, name)
-}
+func (s *server) pid() int { return s.proc.Pid() }
 
 // cpuTime is the user+system CPU the process has used (all threads), from
 // /proc/<pid>/stat, in clock ticks of 1/100 s (USER_HZ on Linux).
@@ -358,15 +295,6 @@ func cpuTime(pid int) (time.Duration, error) {
 		return 0, errors.New("unexpected /proc stat format")
 	}
 	return time.Duration(ut+st) * 10 * time.Millisecond, nil
-}
-
-func freePort() (int, error) {
-	addr, err := servertest.FreeAddr()
-	if err != nil {
-		return 0, err
-	}
-	_, port, _ := net.SplitHostPort(addr)
-	return strconv.Atoi(port)
 }
 
 // tail returns the last n bytes of a file, for error messages.
@@ -421,23 +349,11 @@ func scrapeBatches(s *server) batchStats {
 	if err != nil {
 		return b
 	}
-	sc := bufio.NewScanner(strings.NewReader(text))
-	sc.Buffer(make([]byte, 1<<20), 1<<20)
-	for sc.Scan() {
-		name, v, ok := strings.Cut(sc.Text(), " ")
-		if !ok {
-			continue
-		}
-		switch name {
-		case "authserver_sequence_batch_size_sum":
-			b.sum, _ = strconv.ParseFloat(v, 64)
-		case "authserver_sequence_batch_size_count":
-			b.count, _ = strconv.ParseFloat(v, 64)
-		default:
-			if strings.HasPrefix(name, "authserver_sequence_store_duration_seconds_sum") {
-				d, _ := strconv.ParseFloat(v, 64)
-				b.dsum += d
-			}
+	all := servertest.ParseSamples(text)
+	b.sum, b.count = all["authserver_sequence_batch_size_sum"], all["authserver_sequence_batch_size_count"]
+	for name, v := range all {
+		if strings.HasPrefix(name, "authserver_sequence_store_duration_seconds_sum") {
+			b.dsum += v
 		}
 	}
 	return b

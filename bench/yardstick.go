@@ -2,13 +2,12 @@ package main
 
 import (
 	"bytes"
-	"crypto/rand"
-	"crypto/sha256"
-	"encoding/hex"
 	"fmt"
 	"os"
 	"path/filepath"
 	"strconv"
+
+	"github.com/authserver-dev/authserver/internal/servertest"
 )
 
 // Servers of the "cost flat as the work grows" scenarios: authserver with
@@ -38,9 +37,7 @@ func writeWide(b *bytes.Buffer, e *env, kind serverKind, section string) {
 		case "applications":
 			fmt.Fprintf(b, "  - key: %s-%d\n    secret_file: %q\n", benchAppKey, i, e.secretFile)
 		case "api_keys":
-			var raw [sha256.Size]byte
-			_, _ = rand.Read(raw[:])
-			fmt.Fprintf(b, "  - name: extra-%d\n    sha256: %s\n    applications: [%s]\n", i, hex.EncodeToString(raw[:]), benchAppKey)
+			fmt.Fprintf(b, "  - name: extra-%d\n    sha256: %s\n    applications: [%s]\n", i, servertest.RandomHex(32), benchAppKey)
 		case "identity_providers":
 			fmt.Fprintf(b, "  - issuer: https://idp-%d.bench.invalid/\n    audience: %s\n    hs256_secret_file: %q\n", i, benchAudience, e.hs256File())
 		}
@@ -51,9 +48,7 @@ func writeWide(b *bytes.Buffer, e *env, kind serverKind, section string) {
 func (e *env) hs256File() string {
 	p := filepath.Join(e.dir, "hs256-secret")
 	if _, err := os.Stat(p); err != nil {
-		var raw [32]byte
-		_, _ = rand.Read(raw[:])
-		_ = os.WriteFile(p, []byte(hex.EncodeToString(raw[:])+"\n"), 0o600)
+		_ = os.WriteFile(p, []byte(servertest.RandomHex(32)+"\n"), 0o600)
 	}
 	return p
 }

@@ -10,13 +10,10 @@ package deploy
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
 	"crypto/sha1"
-	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/base64"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -1397,15 +1394,6 @@ type server struct {
 	composeEnvs []string
 }
 
-func randomBase64(t *testing.T, n int) string {
-	t.Helper()
-	b := make([]byte, n)
-	if _, err := rand.Read(b); err != nil {
-		t.Fatal(err)
-	}
-	return base64.StdEncoding.EncodeToString(b)
-}
-
 // deployedServer writes the compose secrets to a temp dir, rewrites
 // deploy/authserver.yaml to use them and the given database, runs migrate
 // and starts serve as docker-compose.yml does (its command and environment),
@@ -1419,7 +1407,7 @@ func deployedServer(t *testing.T, databaseURL string, extraEnv ...string) *serve
 	if err := os.Mkdir(secrets, 0o700); err != nil {
 		t.Fatal(err)
 	}
-	s := &server{appKey: deployConfig(t).Applications[0].Key, secrets: []string{randomBase64(t, 32), randomBase64(t, 32)}, secretsDir: secrets}
+	s := &server{appKey: deployConfig(t).Applications[0].Key, secrets: []string{servertest.RandomBase64(32), servertest.RandomBase64(32)}, secretsDir: secrets}
 	certFile, keyFile, err := tlsutil.SelfSigned(filepath.Join(dir, "tls"), time.Now())
 	if err != nil {
 		t.Fatal(err)
@@ -1446,8 +1434,7 @@ func deployedServer(t *testing.T, databaseURL string, extraEnv ...string) *serve
 			t.Fatal(err)
 		}
 	}
-	s.apiKey = hex.EncodeToString([]byte(randomBase64(t, 16)))
-	sum := sha256.Sum256([]byte(s.apiKey))
+	s.apiKey = servertest.RandomHex(24)
 
 	text := string(readRepo(t, "deploy/authserver.yaml"))
 	// As shipped, with its secrets in place but the placeholders not filled
@@ -1465,7 +1452,7 @@ func deployedServer(t *testing.T, databaseURL string, extraEnv ...string) *serve
 	if !strings.Contains(text, placeholder) {
 		t.Fatalf("deploy/authserver.yaml: no API key placeholder %s to replace", placeholder)
 	}
-	text = strings.ReplaceAll(text, placeholder, hex.EncodeToString(sum[:]))
+	text = strings.ReplaceAll(text, placeholder, servertest.KeyHash(s.apiKey))
 	// authserver refuses the placeholders as they are shipped (below): an
 	// operator fills them in, as this test does.
 	const appPlaceholder = "REPLACE-WITH-YOUR-SINCH-APPLICATION-KEY"
@@ -1616,7 +1603,7 @@ func TestDeployedServerMetrics(t *testing.T) {
 
 	// Rotation as deploy/secrets/sinch_app_secret.example tells: the new
 	// secret first, the file rewritten in place; no restart.
-	s.secrets = []string{randomBase64(t, 32), s.secrets[0]}
+	s.secrets = []string{servertest.RandomBase64(32), s.secrets[0]}
 	writeInPlace(t, filepath.Join(s.secretsDir, "sinch_app_secret"), s.secrets[0]+"\n"+s.secrets[1]+"\n")
 	i := 0
 	rotated := servertest.Poll(10*time.Second, "rotation", func() bool {

@@ -1,11 +1,9 @@
 package examples
 
 import (
-	"context"
 	"crypto/sha1"
 	"encoding/base64"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strconv"
@@ -17,28 +15,6 @@ import (
 // installJVM says how to get the tools the Android examples' test needs.
 const installJVM = "the Android examples' test needs a JDK (javac, java, keytool) and the Kotlin compiler (kotlinc); " +
 	"install them, e.g. `apt-get install -y default-jdk-headless kotlin` on Debian"
-
-// requireTool finds name on PATH or fails the test saying how to install it.
-func requireTool(t *testing.T, name, install string) string {
-	t.Helper()
-	p, err := exec.LookPath(name)
-	if err != nil {
-		t.Fatalf("%s not found on PATH: %s", name, install)
-	}
-	return p
-}
-
-// runTool runs a command and fails the test with its output if it fails.
-func runTool(t *testing.T, timeout time.Duration, name string, args ...string) string {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), timeout)
-	defer cancel()
-	out, err := exec.CommandContext(ctx, name, args...).CombinedOutput()
-	if err != nil {
-		t.Fatalf("%s %s: %v\n%s", filepath.Base(name), strings.Join(args, " "), err, out)
-	}
-	return string(out)
-}
 
 // TestAndroidExamples compiles the Android examples (current SDK: JWT;
 // legacy SDK 3.x: signature + sequence) with kotlinc against stand-in types
@@ -161,13 +137,4 @@ func TestAndroidExamples(t *testing.T) {
 			t.Errorf("a client of another user: %q, want FAILED", o)
 		}
 	})
-}
-
-func mustRead(t *testing.T, path string) []byte {
-	t.Helper()
-	b, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
 }

@@ -2,8 +2,6 @@ package examples
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -65,7 +63,7 @@ func TestWebExample(t *testing.T) {
 	t.Run("bearer/serve", func(t *testing.T) {
 		const issuer, audience = "https://login.example.test/", "example-app"
 		idpSecret := filepath.Join(dir, "idp-secret")
-		mustWrite(t, idpSecret, randomHex(t, 32)+"\n")
+		mustWrite(t, idpSecret, servertest.RandomHex(32)+"\n")
 		config := filepath.Join(dir, "serve.yaml")
 		mustWrite(t, config, fmt.Sprintf(`listen: 127.0.0.1:0
 admin_listen: 127.0.0.1:0
@@ -89,18 +87,33 @@ rate_limits: {per_user: 600/m}
 	})
 }
 
+// requireTool finds name on PATH or fails the test saying how to install it.
+func requireTool(t *testing.T, name, install string) string {
+	t.Helper()
+	p, err := exec.LookPath(name)
+	if err != nil {
+		t.Fatalf("%s not found on PATH: %s", name, install)
+	}
+	return p
+}
+
+// runTool runs a command and fails the test with its output if it fails.
+func runTool(t *testing.T, timeout time.Duration, name string, args ...string) string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, name, args...).CombinedOutput()
+	if err != nil {
+		t.Fatalf("%s %s: %v\n%s", filepath.Base(name), strings.Join(args, " "), err, out)
+	}
+	return string(out)
+}
+
 // requireNode finds node (v18+) or fails the test saying how to install it.
 func requireNode(t *testing.T) string {
 	t.Helper()
-	node, err := exec.LookPath("node")
-	if err != nil {
-		t.Fatalf("node not found on PATH: %s", installNode)
-	}
-	out, err := exec.Command(node, "--version").Output()
-	if err != nil {
-		t.Fatalf("%s --version: %v; %s", node, err, installNode)
-	}
-	v := strings.TrimSpace(string(out))
+	node := requireTool(t, "node", installNode)
+	v := strings.TrimSpace(runTool(t, time.Minute, node, "--version"))
 	major, err := strconv.Atoi(strings.SplitN(strings.TrimPrefix(v, "v"), ".", 2)[0])
 	if err != nil || major < minNode {
 		t.Fatalf("node %s is too old: %s", v, installNode)
@@ -202,11 +215,11 @@ func mustWrite(t *testing.T, path, data string) {
 	}
 }
 
-func randomHex(t *testing.T, n int) string {
+func mustRead(t *testing.T, path string) []byte {
 	t.Helper()
-	b := make([]byte, n)
-	if _, err := rand.Read(b); err != nil {
+	b, err := os.ReadFile(path)
+	if err != nil {
 		t.Fatal(err)
 	}
-	return hex.EncodeToString(b)
+	return b
 }

@@ -21,38 +21,30 @@
 package main
 
 import (
+	"cmp"
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 	mrand "math/rand/v2"
-	"os"
-	"os/signal"
 	"slices"
-	"sync"
 	"sync/atomic"
 	"text/tabwriter"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/authserver-dev/authserver/bench/internal/cli"
+	"github.com/authserver-dev/authserver/bench/internal/loadgen"
 	"github.com/authserver-dev/authserver/internal/pgtest"
 	"github.com/authserver-dev/authserver/internal/sequence"
+	"github.com/authserver-dev/authserver/internal/servertest"
 	"github.com/authserver-dev/authserver/migrations"
 )
 
-func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
-	defer stop()
-	if err := run(ctx, os.Args[1:], os.Stdout, os.Stderr); err != nil {
-		fmt.Fprintln(os.Stderr, "seqbench:", err)
-		os.Exit(1)
-	}
-}
+func main() { cli.Main("seqbench", run) }
 
 // config is what a run was asked to do; it is printed with the results so
 // that figures are never quoted without their conditions.
@@ -146,11 +138,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			return err
 		}
 		defer cluster.Close()
-		if url, err = cluster.CreateDatabase(ctx, "seqbench_"+randomHex(4)); err != nil {
+		if url, err = cluster.CreateDatabase(ctx, "seqbench_"+servertest.RandomHex(4)); err != nil {
 			return err
 		}
 		if cfg.Preload > 0 {
-			if smallURL, err = cluster.CreateDatabase(ctx, "seqbench_small_"+randomHex(4)); err != nil {
+			if smallURL, err = cluster.CreateDatabase(ctx, "seqbench_small_"+servertest.RandomHex(4)); err != nil {
 				return err
 			}
 		}
@@ -169,7 +161,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 
 	rep := report{Config: cfg, Ratios: map[string]float64{}}
-	app := "seqbench-" + randomHex(8)
+	app := "seqbench-" + servertest.RandomHex(8)
 	if cfg.Preload > 0 {
 		if rep.Config.PreloadTime, err = preload(ctx, pool, app, cfg.Users, cfg.Preload, stderr); err != nil {
 			return err
@@ -301,82 +293,59 @@ func measure(ctx context.Context, pool *pgxpool.Pool, app string, cfg config, sc
 	defer store.Close()
 
 	hot := fmt.Sprintf("hot-%t", sc.GroupCommit) // a fresh row per hot scenario
-	var (
-		wg        sync.WaitGroup
-		mu        sync.Mutex
-		latencies []time.Duration
-		calls     atomic.Int64
-		errs      atomic.Int64
-		firstErr  atomic.Value
-		stop      atomic.Bool
-	)
-	for w := range cfg.Callers {
-		wg.Go(func() {
-			r := mrand.New(mrand.NewPCG(uint64(w), uint64(time.Now().UnixNano())))
-			local := make([]time.Duration, 0, 4096)
-			for !stop.Load() && ctx.Err() == nil {
-				user := hot
-				if !sc.HotUser {
-					user = fmt.Sprintf("user-%d", r.IntN(cfg.Users))
-				}
-				start := time.Now()
-				_, err := store.Next(ctx, app, user)
-				d := time.Since(start)
-				if !measuring.Load() {
-					continue
-				}
-				if err != nil {
-					errs.Add(1)
-					firstErr.CompareAndSwap(nil, err)
-					continue
-				}
-				calls.Add(1)
-				local = append(local, d)
-			}
-			mu.Lock()
-			latencies = append(latencies, local...)
-			mu.Unlock()
-		})
+	rngs := make([]*mrand.Rand, cfg.Callers)
+	for w := range rngs {
+		rngs[w] = mrand.New(mrand.NewPCG(uint64(w), uint64(time.Now().UnixNano())))
 	}
-	sleep(ctx, cfg.Warmup)
-	wal0, upd0, hot0, err := writeStats(ctx, pool)
-	if err != nil {
+	// The server's WAL and the table's update counts, read as the window
+	// opens and closes.
+	var wal, upd, hotUpd [2]int64
+	var statsErr error
+	mark := func(start bool) {
+		i := 1
+		if start {
+			i = 0
+		}
+		if !start {
+			measuring.Store(false)
+		}
+		var err error
+		wal[i], upd[i], hotUpd[i], err = writeStats(ctx, pool)
+		statsErr = cmp.Or(statsErr, err)
+		if start {
+			measuring.Store(true)
+		}
+	}
+	res := loadgen.Run(ctx, cfg.Callers, cfg.Warmup, cfg.Duration, func(ctx context.Context, w int) error {
+		user := hot
+		if !sc.HotUser {
+			user = fmt.Sprintf("user-%d", rngs[w].IntN(cfg.Users))
+		}
+		_, err := store.Next(ctx, app, user)
+		return err
+	}, mark)
+	if err := cmp.Or(ctx.Err(), statsErr); err != nil {
 		return outcome{}, err
 	}
-	measuring.Store(true)
-	began := time.Now()
-	sleep(ctx, cfg.Duration)
-	measuring.Store(false)
-	elapsed := time.Since(began)
-	wal1, upd1, hot1, err := writeStats(ctx, pool)
-	if err != nil {
-		return outcome{}, err
-	}
-	stop.Store(true)
-	wg.Wait()
-	if err := ctx.Err(); err != nil {
-		return outcome{}, err
-	}
-	if calls.Load() == 0 {
-		return outcome{}, fmt.Errorf("%s: no call succeeded: %v", sc.Name, firstErr.Load())
+	if res.Calls == 0 {
+		return outcome{}, fmt.Errorf("%s: no call succeeded: %v", sc.Name, res.FirstErr)
 	}
 
-	slices.Sort(latencies)
 	out := outcome{
 		scenario:    sc,
-		Calls:       calls.Load(),
-		Errors:      errs.Load(),
-		CallsPerSec: float64(calls.Load()) / elapsed.Seconds(),
-		P50:         percentile(latencies, 0.50),
-		P99:         percentile(latencies, 0.99),
+		Calls:       res.Calls,
+		Errors:      res.Errors,
+		CallsPerSec: float64(res.Calls) / res.Elapsed.Seconds(),
+		P50:         loadgen.Percentile(res.Latencies, 0.50),
+		P99:         loadgen.Percentile(res.Latencies, 0.99),
 		Statements:  statements.Load(),
 	}
 	if out.Statements > 0 {
 		out.MeanBatch = float64(batched.Load()) / float64(out.Statements)
 	}
-	out.WALPerCall = float64(wal1-wal0) / float64(out.Calls)
-	if upd1 > upd0 {
-		out.HOTShare = float64(hot1-hot0) / float64(upd1-upd0)
+	out.WALPerCall = float64(wal[1]-wal[0]) / float64(out.Calls)
+	if upd[1] > upd[0] {
+		out.HOTShare = float64(hotUpd[1]-hotUpd[0]) / float64(upd[1]-upd[0])
 	}
 	return out, nil
 }
@@ -390,23 +359,6 @@ func writeStats(ctx context.Context, pool *pgxpool.Pool) (wal, upd, hot int64, e
   coalesce((SELECT n_tup_upd FROM pg_stat_user_tables WHERE relname = 'sequences'), 0),
   coalesce((SELECT n_tup_hot_upd FROM pg_stat_user_tables WHERE relname = 'sequences'), 0)`).Scan(&wal, &upd, &hot)
 	return wal, upd, hot, err
-}
-
-func percentile(sorted []time.Duration, p float64) time.Duration {
-	if len(sorted) == 0 {
-		return 0
-	}
-	i := int(p * float64(len(sorted)-1))
-	return sorted[i]
-}
-
-func sleep(ctx context.Context, d time.Duration) {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-	case <-ctx.Done():
-	}
 }
 
 func printTable(w io.Writer, rep report) error {
@@ -430,10 +382,4 @@ func printTable(w io.Writer, rep report) error {
 			c.Preload, c.PreloadTime.Round(time.Second), c.PreRounds, rep.Ratios["a/a0"])
 	}
 	return err
-}
-
-func randomHex(n int) string {
-	b := make([]byte, n)
-	_, _ = rand.Read(b) // never fails on supported platforms
-	return hex.EncodeToString(b)
 }

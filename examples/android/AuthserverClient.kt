@@ -1,6 +1,8 @@
-// AuthserverClient.kt — the HTTP part shared by the Android examples: one
-// POST to authserver with the signed-in user's identity token, over TLS
-// only, with connect and read timeouts, answering JSON or throwing.
+// AuthserverClient.kt — the part shared by the Android examples: one POST
+// to authserver with the signed-in user's identity token, over TLS only,
+// with connect and read timeouts, answering JSON or throwing; and answer(),
+// which runs it off the SDK's thread and always ends in the SDK's register
+// or registerFailed.
 //
 // Platform APIs only: javax.net.ssl.HttpsURLConnection and org.json (part of
 // Android). No kotlinx-coroutines: the SDK callbacks hand the work to an
@@ -10,6 +12,7 @@ package com.example.sinchauth
 
 import java.io.InputStream
 import java.net.URL
+import java.util.concurrent.Executor
 import javax.net.ssl.HttpsURLConnection
 import org.json.JSONObject
 
@@ -83,6 +86,54 @@ class AuthserverClient(
             )
         } finally {
             conn.disconnect()
+        }
+    }
+
+    /**
+     * Answers one SDK credentials callback for [userId] without blocking: on
+     * [worker], POSTs {"userId"} to [path], checks that the answer is for
+     * [userId], and hands what [read] takes from it to [register] on
+     * [callbacks]. The SDK waits until it is told, so every failure
+     * (network, timeout, refusal, bad JSON, an answer for another user, even
+     * a rejected Executor) ends in [registerFailed] instead; [onError] sees
+     * it, for logging.
+     */
+    fun <T> answer(
+        path: String,
+        userId: String,
+        worker: Executor,
+        callbacks: Executor,
+        onError: (Throwable) -> Unit,
+        read: (JSONObject) -> T,
+        register: (T) -> Unit,
+        registerFailed: () -> Unit
+    ) {
+        val fail = { t: Throwable ->
+            try {
+                callbacks.execute { registerFailed() }
+            } catch (e: Throwable) {
+                registerFailed() // no callback thread left: tell the SDK from here
+            }
+            onError(t)
+        }
+        try {
+            worker.execute {
+                val credential: T
+                try {
+                    // Naming the user makes authserver refuse (403) rather than
+                    // answer for someone else; the answer is checked as well.
+                    val cred = post(path, JSONObject().put("userId", userId))
+                    val answeredFor = cred.getString("userId")
+                    check(answeredFor == userId) { "authserver answered for $answeredFor, but the SinchClient is $userId" }
+                    credential = read(cred)
+                } catch (t: Throwable) {
+                    fail(t)
+                    return@execute
+                }
+                callbacks.execute { register(credential) }
+            }
+        } catch (t: Throwable) {
+            fail(t) // the worker refused the task
         }
     }
 

@@ -22,7 +22,6 @@ package com.example.sinchauth
 
 import com.sinch.android.rtc.ClientRegistration
 import java.util.concurrent.Executor
-import org.json.JSONObject
 
 /**
  * AuthserverCredentials answers the SDK's onCredentialsRequired with a
@@ -44,34 +43,11 @@ class AuthserverCredentials(
      * clientRegistration.register(jwt), or registerFailed() on any failure.
      * Returns at once.
      */
-    fun provide(userId: String, clientRegistration: ClientRegistration) {
-        try {
-            worker.execute {
-                val jwt: String
-                try {
-                    // Naming the user makes authserver refuse (403) rather than
-                    // issue for someone else; the answer is checked as well.
-                    val cred = client.post("v1/registration-tokens", JSONObject().put("userId", userId))
-                    val issuedFor = cred.getString("userId")
-                    check(issuedFor == userId) { "authserver issued for $issuedFor, but the SinchClient is $userId" }
-                    jwt = cred.getString("token")
-                } catch (t: Throwable) {
-                    fail(clientRegistration, t)
-                    return@execute
-                }
-                callbacks.execute { clientRegistration.register(jwt) }
-            }
-        } catch (t: Throwable) {
-            fail(clientRegistration, t) // the worker refused the task
-        }
-    }
-
-    private fun fail(clientRegistration: ClientRegistration, t: Throwable) {
-        try {
-            callbacks.execute { clientRegistration.registerFailed() }
-        } catch (e: Throwable) {
-            clientRegistration.registerFailed() // no callback thread left: tell the SDK from here
-        }
-        onError(t)
-    }
+    fun provide(userId: String, clientRegistration: ClientRegistration) =
+        client.answer(
+            "v1/registration-tokens", userId, worker, callbacks, onError,
+            read = { it.getString("token") },
+            register = { jwt -> clientRegistration.register(jwt) },
+            registerFailed = { clientRegistration.registerFailed() }
+        )
 }

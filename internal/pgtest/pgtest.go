@@ -215,12 +215,20 @@ func (c *Cluster) exec(ctx context.Context, sql string) error {
 // Start starts the server again after Stop or Kill9, on the same port and
 // data directory, and returns once it accepts connections (after crash
 // recovery, if it was killed).
-func (c *Cluster) Start() error {
+func (c *Cluster) Start() error { return c.control(c.startLocked) }
+
+// control runs one of the process operations (Start, Stop, Kill9) under
+// the cluster's lock; an external server has no process of ours to run.
+func (c *Cluster) control(op func() error) error {
 	if c.external != nil {
 		return ErrExternal
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	return op()
+}
+
+func (c *Cluster) startLocked() error {
 	if c.closed {
 		return errors.New("pgtest: cluster is closed")
 	}
@@ -238,12 +246,7 @@ func (c *Cluster) Start() error {
 // Stop shuts the server down the fast way (SIGINT: sessions are
 // disconnected, a checkpoint is written) and waits for it to exit.
 func (c *Cluster) Stop() error {
-	if c.external != nil {
-		return ErrExternal
-	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.stopLocked(syscall.SIGINT)
+	return c.control(func() error { return c.stopLocked(syscall.SIGINT) })
 }
 
 // Kill9 crashes the server: SIGKILL to the postmaster named in
@@ -252,12 +255,9 @@ func (c *Cluster) Stop() error {
 // free, so that Start can run crash recovery straight away: a child left
 // attached to the old shared memory would make the new postmaster refuse to
 // start.
-func (c *Cluster) Kill9() error {
-	if c.external != nil {
-		return ErrExternal
-	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
+func (c *Cluster) Kill9() error { return c.control(c.kill9Locked) }
+
+func (c *Cluster) kill9Locked() error {
 	if c.proc == nil {
 		return errors.New("pgtest: cluster is not running")
 	}

@@ -11,8 +11,10 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/rand"
 	"crypto/sha256"
 	"crypto/x509"
+	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"encoding/pem"
@@ -58,13 +60,42 @@ func Binary(tb testing.TB) string {
 	return builds.path
 }
 
-// Build builds the binary into the shared directory and returns its path.
-func Build(ctx context.Context) (string, error) {
+// ModuleRoot returns the directory of the module the current directory is
+// in (go env GOMOD), where `go build` of the module's packages runs.
+func ModuleRoot(ctx context.Context) (string, error) {
 	out, err := exec.CommandContext(ctx, "go", "env", "GOMOD").Output()
 	if err != nil {
 		return "", fmt.Errorf("servertest: go env GOMOD: %w", err)
 	}
-	root := filepath.Dir(strings.TrimSpace(string(out)))
+	mod := strings.TrimSpace(string(out))
+	if mod == "" || mod == os.DevNull {
+		return "", errors.New("servertest: not inside the authserver module")
+	}
+	return filepath.Dir(mod), nil
+}
+
+// BuildInto builds the module's main packages (import paths, or paths
+// relative to the module's root such as ./bench/baseline) into dir, each
+// binary named after its package's directory.
+func BuildInto(ctx context.Context, dir string, pkgs ...string) error {
+	root, err := ModuleRoot(ctx)
+	if err != nil {
+		return err
+	}
+	cmd := exec.CommandContext(ctx, "go", append([]string{"build", "-o", dir + string(filepath.Separator)}, pkgs...)...)
+	cmd.Dir = root
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("servertest: go build %s: %v\n%s", strings.Join(pkgs, " "), err, out)
+	}
+	return nil
+}
+
+// Build builds the binary into the shared directory and returns its path.
+func Build(ctx context.Context) (string, error) {
+	root, err := ModuleRoot(ctx)
+	if err != nil {
+		return "", err
+	}
 	sum := sha256.Sum256([]byte(root))
 	dir := filepath.Join(os.TempDir(), fmt.Sprintf("authserver-servertest-%s-uid%d", hex.EncodeToString(sum[:6]), os.Geteuid()))
 	if err := os.MkdirAll(dir, 0o700); err != nil {
@@ -78,13 +109,10 @@ func Build(ctx context.Context) (string, error) {
 	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX); err != nil {
 		return "", fmt.Errorf("servertest: locking %s: %w", lock.Name(), err)
 	}
-	bin := filepath.Join(dir, "authserver")
-	cmd := exec.CommandContext(ctx, "go", "build", "-o", bin, Package)
-	cmd.Dir = root
-	if out, err := cmd.CombinedOutput(); err != nil {
-		return "", fmt.Errorf("servertest: go build %s: %v\n%s", Package, err, out)
+	if err := BuildInto(ctx, dir, Package); err != nil {
+		return "", err
 	}
-	return bin, nil
+	return filepath.Join(dir, "authserver"), nil
 }
 
 // CleanEnv is the test's environment without AUTHSERVER_* variables, which
@@ -97,6 +125,46 @@ func CleanEnv() []string {
 		}
 	}
 	return env
+}
+
+// RandomHex returns n random bytes in hex: API keys, names that must not
+// collide. (crypto/rand.Read never returns an error.)
+func RandomHex(n int) string {
+	b := make([]byte, n)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+// RandomBase64 returns n random bytes in standard Base64: an application
+// secret as the configuration and the signer take it.
+func RandomBase64(n int) string {
+	b := make([]byte, n)
+	_, _ = rand.Read(b)
+	return base64.StdEncoding.EncodeToString(b)
+}
+
+// KeyHash is the hex SHA-256 of an API key: what a configuration's
+// api_keys[].sha256 holds.
+func KeyHash(apiKey string) string {
+	sum := sha256.Sum256([]byte(apiKey))
+	return hex.EncodeToString(sum[:])
+}
+
+// ProcStatusKB reads a "Name:   N kB" line of /proc/<pid>/status, such as
+// VmRSS or VmHWM (Linux only).
+func ProcStatusKB(pid int, name string) (int64, error) {
+	f, err := os.Open(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0, err
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		if v, ok := strings.CutPrefix(sc.Text(), name+":"); ok {
+			return strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
+		}
+	}
+	return 0, fmt.Errorf("/proc/%d/status has no %s", pid, name)
 }
 
 // FreeAddr returns a loopback address whose port was free a moment ago.
@@ -199,28 +267,35 @@ func Scrape(adminURL string) (string, error) {
 // series (name with its labels, exactly as exposed) is asked for. A missing
 // series is an error.
 func Samples(text string, series ...string) (map[string]float64, error) {
+	all := ParseSamples(text)
+	out := map[string]float64{}
+	for _, s := range series {
+		v, ok := all[s]
+		if !ok {
+			return nil, fmt.Errorf("/metrics has no %s", s)
+		}
+		out[s] = v
+	}
+	return out, nil
+}
+
+// ParseSamples returns every sample of the exposition text by series (name
+// with its labels, exactly as exposed); comments and lines whose value does
+// not parse are skipped.
+func ParseSamples(text string) map[string]float64 {
 	out := map[string]float64{}
 	sc := bufio.NewScanner(strings.NewReader(text))
 	sc.Buffer(make([]byte, 1<<20), 1<<20)
 	for sc.Scan() {
 		name, v, ok := strings.Cut(sc.Text(), " ")
-		if !ok {
+		if !ok || strings.HasPrefix(name, "#") {
 			continue
 		}
-		for _, s := range series {
-			if name == s {
-				if f, err := strconv.ParseFloat(strings.TrimSpace(v), 64); err == nil {
-					out[s] = f
-				}
-			}
+		if f, err := strconv.ParseFloat(strings.TrimSpace(v), 64); err == nil {
+			out[name] = f
 		}
 	}
-	for _, s := range series {
-		if _, ok := out[s]; !ok {
-			return nil, fmt.Errorf("/metrics has no %s", s)
-		}
-	}
-	return out, nil
+	return out
 }
 
 // Process is one run of the binary.

@@ -19,6 +19,8 @@ import (
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/authserver-dev/authserver/internal/servertest"
 )
 
 // Abuse limits. The server's ReadHeaderTimeout (serve.go) is 5s; a
@@ -51,15 +53,14 @@ const (
 // the flood and this test's own TLS clients share the CPUs with the server.
 func TestAbuse(t *testing.T) {
 	f := newFixture(t)
-	idpSecret := randHex(32)
+	idpSecret := servertest.RandomHex(32)
 	s := f.newServer("abuse", serverConfig{PerIP: fmt.Sprintf("%d/m", perIPLimit), HS256IdP: idpSecret})
 	s.start()
 
 	// The well-behaved backend calls from its own address: the per-IP limit
 	// applies before authentication, so the flood's address is throttled
 	// whatever it sends, valid API keys included.
-	good := startLoad(f, loadOpts{urls: []string{s.url()}, workers: 1, users: users("good", 5), jwtShare: 0.5, interval: 10 * time.Millisecond, localAddr: "127.0.0.2"})
-	good.waitOps(t, warmOps, time.Time{})
+	good := startWarm(t, f, loadOpts{urls: []string{s.url()}, workers: 1, users: users("good", 5), jwtShare: 0.5, interval: 10 * time.Millisecond, localAddr: "127.0.0.2"})
 
 	abuseStart := time.Now()
 	var wg sync.WaitGroup
@@ -139,26 +140,20 @@ func bigBody(t *testing.T, f *fixture, s *server) string {
 	body := bytes.Repeat([]byte("a"), 1<<20)
 	var codes []string
 	for i := range 4 {
-		client := f.newClient()
 		req, _ := http.NewRequest(http.MethodPost, s.url()+"/v1/registration-tokens", bytes.NewReader(body))
 		if i%2 == 1 {
 			req.ContentLength = -1 // chunked: the server finds out while reading
 			req.Body = io.NopCloser(bytes.NewReader(body))
 		}
-		req.Header.Set("Content-Type", "application/json")
-		req.Header.Set("X-API-Key", f.apiKey)
-		resp, err := client.Do(req)
-		client.CloseIdleConnections()
+		code, err := f.sendOnce(req)
 		if err != nil {
 			t.Errorf("1 MiB body (chunked %v): %v", i%2 == 1, err)
 			codes = append(codes, "error")
 			continue
 		}
-		drain(resp.Body)
-		resp.Body.Close()
-		codes = append(codes, strconv.Itoa(resp.StatusCode))
-		if resp.StatusCode != http.StatusRequestEntityTooLarge {
-			t.Errorf("1 MiB body (chunked %v): %d, want 413", i%2 == 1, resp.StatusCode)
+		codes = append(codes, strconv.Itoa(code))
+		if code != http.StatusRequestEntityTooLarge {
+			t.Errorf("1 MiB body (chunked %v): %d, want 413", i%2 == 1, code)
 		}
 	}
 	return "statuses " + strings.Join(codes, ",") + " (Content-Length, chunked alternating)"
@@ -168,27 +163,37 @@ func bigBody(t *testing.T, f *fixture, s *server) string {
 func manyHeaders(t *testing.T, f *fixture, s *server) string {
 	var outcomes []string
 	for range 4 {
-		client := f.newClient()
 		req, _ := http.NewRequest(http.MethodPost, s.url()+"/v1/registration-tokens", strings.NewReader(`{"userId":"h"}`))
-		req.Header.Set("Content-Type", "application/json")
-		req.Header.Set("X-API-Key", f.apiKey)
 		for i := range 1000 {
 			req.Header.Set(fmt.Sprintf("X-Abuse-%04d", i), strings.Repeat("v", 32))
 		}
-		resp, err := client.Do(req)
-		client.CloseIdleConnections()
+		code, err := f.sendOnce(req)
 		if err != nil {
 			outcomes = append(outcomes, "closed")
 			continue
 		}
-		drain(resp.Body)
-		resp.Body.Close()
-		outcomes = append(outcomes, strconv.Itoa(resp.StatusCode))
-		if resp.StatusCode != http.StatusRequestHeaderFieldsTooLarge {
-			t.Errorf("1,000 headers: %d, want 431 or a closed connection", resp.StatusCode)
+		outcomes = append(outcomes, strconv.Itoa(code))
+		if code != http.StatusRequestHeaderFieldsTooLarge {
+			t.Errorf("1,000 headers: %d, want 431 or a closed connection", code)
 		}
 	}
 	return "outcomes " + strings.Join(outcomes, ",")
+}
+
+// sendOnce sends a JSON request with the fixture's API key on a connection
+// of its own, closed afterwards, and returns the status code.
+func (f *fixture) sendOnce(req *http.Request) (int, error) {
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("X-API-Key", f.apiKey)
+	client := f.newClient()
+	defer client.CloseIdleConnections()
+	resp, err := client.Do(req)
+	if err != nil {
+		return 0, err
+	}
+	drain(resp.Body)
+	resp.Body.Close()
+	return resp.StatusCode, nil
 }
 
 // slowloris holds connections open the slow way and measures how long the
@@ -247,22 +252,12 @@ func slowloris(t *testing.T, f *fixture, s *server) string {
 			closedBy(time.Since(start), "slowloris")
 		}()
 	}
-	for range silent {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			conn, err := net.DialTimeout("tcp", s.pubAddr, 5*time.Second)
-			if err != nil {
-				t.Errorf("silent connection: %v", err)
-				return
-			}
-			defer conn.Close()
-			start := time.Now()
-			_ = conn.SetReadDeadline(start.Add(readHeaderTimeout + closeSlack))
-			_, _ = io.Copy(io.Discard, conn)
-			closedBy(time.Since(start), "silent (no ClientHello)")
-		}()
-	}
+	rawConns(t, &wg, s, silent, "silent connection", func(conn net.Conn) {
+		start := time.Now()
+		_ = conn.SetReadDeadline(start.Add(readHeaderTimeout + closeSlack))
+		_, _ = io.Copy(io.Discard, conn)
+		closedBy(time.Since(start), "silent (no ClientHello)")
+	})
 	wg.Wait()
 	return fmt.Sprintf("%d slow-header + %d silent connections, %d header bytes trickled; the longest lived %s (limit %s)",
 		slow, silent, bytesSent.Load(), longest.Round(time.Millisecond), readHeaderTimeout+closeSlack)
@@ -339,6 +334,22 @@ func flood(t *testing.T, f *fixture, s *server, idpSecret string) string {
 		floodRequests, d.Round(time.Millisecond), floodRequests/d.Seconds(), codes, okAfter429, errs)
 }
 
+// rawConns opens n plain TCP connections to the public listener, each in
+// its own goroutine counted in wg, and runs use on it before closing it.
+func rawConns(t *testing.T, wg *sync.WaitGroup, s *server, n int, what string, use func(conn net.Conn)) {
+	for range n {
+		wg.Go(func() {
+			conn, err := net.DialTimeout("tcp", s.pubAddr, 5*time.Second)
+			if err != nil {
+				t.Errorf("%s: %v", what, err)
+				return
+			}
+			defer conn.Close()
+			use(conn)
+		})
+	}
+}
+
 // garbage sends random bytes instead of a ClientHello, and one plain HTTP
 // request to the TLS port.
 func garbage(t *testing.T, s *server) string {
@@ -347,38 +358,28 @@ func garbage(t *testing.T, s *server) string {
 	var mu sync.Mutex
 	var longest time.Duration
 	var answered int
-	for range conns {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			conn, err := net.DialTimeout("tcp", s.pubAddr, 5*time.Second)
-			if err != nil {
-				t.Errorf("garbage: %v", err)
-				return
-			}
-			defer conn.Close()
-			start := time.Now()
-			junk := make([]byte, 1024)
-			_, _ = rand.Read(junk)
-			junk[0] = 0x16 // a handshake record type, then nonsense; half the time a plain mess
-			if start.UnixNano()%2 == 0 {
-				junk[0] = 0x42
-			}
-			_, _ = conn.Write(junk)
-			_ = conn.SetReadDeadline(start.Add(readHeaderTimeout + closeSlack))
-			n, _ := io.Copy(io.Discard, conn)
-			d := time.Since(start)
-			mu.Lock()
-			defer mu.Unlock()
-			longest = max(longest, d)
-			if n > 0 {
-				answered++
-			}
-			if d >= readHeaderTimeout+closeSlack {
-				t.Errorf("garbage connection still open after %s", d)
-			}
-		}()
-	}
+	rawConns(t, &wg, s, conns, "garbage", func(conn net.Conn) {
+		start := time.Now()
+		junk := make([]byte, 1024)
+		_, _ = rand.Read(junk)
+		junk[0] = 0x16 // a handshake record type, then nonsense; half the time a plain mess
+		if start.UnixNano()%2 == 0 {
+			junk[0] = 0x42
+		}
+		_, _ = conn.Write(junk)
+		_ = conn.SetReadDeadline(start.Add(readHeaderTimeout + closeSlack))
+		n, _ := io.Copy(io.Discard, conn)
+		d := time.Since(start)
+		mu.Lock()
+		defer mu.Unlock()
+		longest = max(longest, d)
+		if n > 0 {
+			answered++
+		}
+		if d >= readHeaderTimeout+closeSlack {
+			t.Errorf("garbage connection still open after %s", d)
+		}
+	})
 	// Plain HTTP to the TLS port.
 	plain := "no answer"
 	if conn, err := net.DialTimeout("tcp", s.pubAddr, 5*time.Second); err == nil {

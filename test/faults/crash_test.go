@@ -27,6 +27,17 @@ type storeCase struct {
 	stall func(t *testing.T, cfg serverConfig, user string) (release func())
 }
 
+// serve starts a server named prefix-<store> on the case's store, with a
+// fresh fixture; committed reads the store's sequences (call it with the
+// server stopped).
+func (sc storeCase) serve(t *testing.T, prefix string) (s *server, committed func() map[string]uint64) {
+	t.Helper()
+	cfg, read := sc.setup(t)
+	s = newFixture(t).newServer(prefix+"-"+sc.name, cfg)
+	s.start()
+	return s, func() map[string]uint64 { return read(s) }
+}
+
 var storeCases = []storeCase{
 	{"postgres", func(t *testing.T) (serverConfig, func(*server) map[string]uint64) {
 		url := pgtest.DB(t)
@@ -43,12 +54,8 @@ var storeCases = []storeCase{
 func TestAuthserverKill9UnderLoad(t *testing.T) {
 	for _, sc := range storeCases {
 		t.Run(sc.name, func(t *testing.T) {
-			cfg, committed := sc.setup(t)
-			f := newFixture(t)
-			s := f.newServer("kill9-"+sc.name, cfg)
-			s.start()
-			l := startLoad(f, loadOpts{urls: []string{s.url()}, workers: 8, users: users("u", 20), jwtShare: 0.2})
-			l.waitOps(t, warmOps, time.Time{})
+			s, committed := sc.serve(t, "kill9")
+			l := startWarm(t, s.f, crashMix(s))
 
 			killAt := time.Now()
 			s.kill9()
@@ -70,7 +77,7 @@ func TestAuthserverKill9UnderLoad(t *testing.T) {
 			downtime := count(ops, func(o op) bool { return !o.end.Before(killAt) && o.start.Before(readyAt) })
 			after := count(ops, started(readyAt, end))
 			seqs := checkSequences(t, ops)
-			gaps := checkCommitted(t, seqs, committed(s))
+			gaps := checkCommitted(t, seqs, committed())
 			t.Logf("all:            %v", all)
 			t.Logf("before kill -9: %v", before)
 			t.Logf("in flight or sent while down (%s): %v", readyAt.Sub(killAt).Round(time.Millisecond), downtime)
@@ -104,12 +111,8 @@ func TestAuthserverKill9UnderLoad(t *testing.T) {
 func TestSIGTERMUnderLoad(t *testing.T) {
 	for _, sc := range storeCases {
 		t.Run(sc.name, func(t *testing.T) {
-			cfg, committed := sc.setup(t)
-			f := newFixture(t)
-			s := f.newServer("sigterm-"+sc.name, cfg)
-			s.start()
-			l := startLoad(f, loadOpts{urls: []string{s.url()}, workers: 8, users: users("u", 20), stopOnRefused: true})
-			l.waitOps(t, warmOps, time.Time{})
+			s, committed := sc.serve(t, "sigterm")
+			l := startWarm(t, s.f, loadOpts{urls: []string{s.url()}, workers: 8, users: users("u", 20), stopOnRefused: true})
 
 			// With PostgreSQL, a transaction holds one user's row lock
 			// across the SIGTERM: the batch that includes that user, and
@@ -117,7 +120,7 @@ func TestSIGTERMUnderLoad(t *testing.T) {
 			// and must still be answered.
 			var release func()
 			if sc.stall != nil {
-				release = sc.stall(t, cfg, "u-00")
+				release = sc.stall(t, s.cfg, "u-00")
 				time.Sleep(200 * time.Millisecond)
 			}
 			termAt := time.Now()
@@ -167,7 +170,7 @@ func TestSIGTERMUnderLoad(t *testing.T) {
 				}
 			}
 			seqs := checkSequences(t, ops)
-			gaps := checkCommitted(t, seqs, committed(s))
+			gaps := checkCommitted(t, seqs, committed())
 			t.Logf("before SIGTERM:       %v", before)
 			t.Logf("in flight at SIGTERM: %v", inFlight)
 			t.Logf("sent after SIGTERM:   %v (exit %s after SIGTERM)", after, exited.Sub(termAt).Round(time.Millisecond))

@@ -66,14 +66,9 @@ func TestPostgresFailover(t *testing.T) {
 	if n := s.logCount(asyncWarning); n != 0 {
 		t.Errorf("the asynchronous-standby warning with the floor on: %d lines", n)
 	}
-	l := startLoad(f, loadOpts{urls: []string{s.url()}, workers: 8, users: users("u", 20), jwtShare: 0.2})
-	l.waitOps(t, warmOps, time.Time{})
+	l := startWarm(t, f, crashMix(s))
 
-	killAt := time.Now()
-	if err := primary.Kill9(); err != nil {
-		t.Fatal(err)
-	}
-	down := time.Now() // the primary and all its backends are gone
+	killAt, down := killPostgres(t, primary) // down: the primary and all its backends are gone
 	// No primary for a second: what an operator's failover takes, at best.
 	time.Sleep(time.Second)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
@@ -134,8 +129,7 @@ func TestPostgresRestoreFromBackup(t *testing.T) {
 			s := f.newServer(fmt.Sprintf("restore-%t", floor), serverConfig{DatabaseURL: dbURL, ClockFloor: floor})
 			s.start()
 			lo := loadOpts{urls: []string{s.url()}, workers: 8, users: users("u", 20)}
-			l := startLoad(f, lo)
-			l.waitOps(t, warmOps, time.Time{})
+			l := startWarm(t, f, lo)
 			ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 			defer cancel()
 			dump, err := cluster.Dump(ctx, db)
@@ -153,8 +147,7 @@ func TestPostgresRestoreFromBackup(t *testing.T) {
 				t.Fatal(err)
 			}
 			s.start()
-			l = startLoad(f, lo)
-			l.waitOps(t, warmOps, time.Time{})
+			l = startWarm(t, f, lo)
 			ops = append(ops, l.Stop()...)
 
 			sc, problems := tallySequences(ops)

@@ -8,9 +8,11 @@ import (
 	"crypto/tls"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"math/rand/v2"
+	"net"
 	"net/http"
 	"net/http/httptrace"
 	"slices"
@@ -19,6 +21,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -94,6 +97,21 @@ func startLoad(f *fixture, o loadOpts) *load {
 		go l.worker(w)
 	}
 	return l
+}
+
+// startWarm starts the load and waits until warmOps requests have ended:
+// the traffic a fault is then injected into.
+func startWarm(t testing.TB, f *fixture, o loadOpts) *load {
+	t.Helper()
+	l := startLoad(f, o)
+	l.waitOps(t, warmOps, time.Time{})
+	return l
+}
+
+// crashMix is the traffic the crash tests kill a process under: 8 workers
+// over 20 users, a fifth of the requests JWTs (which need no store).
+func crashMix(s *server) loadOpts {
+	return loadOpts{urls: []string{s.url()}, workers: 8, users: users("u", 20), jwtShare: 0.2}
 }
 
 // pace is a token bucket for opts.rate: every few milliseconds it issues
@@ -528,3 +546,36 @@ func latencies(ops []op, keep func(op) bool) []time.Duration {
 	}
 	return out
 }
+
+// tlsConfig is the clients' TLS configuration: the fixture's roots only.
+func (f *fixture) tlsConfig() *tls.Config {
+	return &tls.Config{RootCAs: f.roots, MinVersion: tls.VersionTLS12}
+}
+
+// newClient returns a client with its own keep-alive transport: one
+// connection per client, HTTP/1.1.
+func (f *fixture) newClient() *http.Client { return f.newClientFrom("") }
+
+// newClientFrom is newClient connecting from the local address ip (any of
+// 127.0.0.0/8 on Linux), so that the server sees another client address;
+// "" lets the system choose.
+func (f *fixture) newClientFrom(ip string) *http.Client {
+	d := &net.Dialer{Timeout: 5 * time.Second}
+	if ip != "" {
+		d.LocalAddr = &net.TCPAddr{IP: net.ParseIP(ip)}
+	}
+	return &http.Client{
+		Timeout: 15 * time.Second,
+		Transport: &http.Transport{
+			TLSClientConfig:     f.tlsConfig(),
+			MaxIdleConnsPerHost: 4,
+			IdleConnTimeout:     60 * time.Second,
+			DialContext:         d.DialContext,
+		},
+	}
+}
+
+func isRefused(err error) bool { return errors.Is(err, syscall.ECONNREFUSED) }
+
+// drain reads and discards up to 1 MiB.
+func drain(r io.Reader) { _, _ = io.Copy(io.Discard, io.LimitReader(r, 1<<20)) }

@@ -3,20 +3,9 @@
 package faults
 
 import (
-	"bufio"
-	"bytes"
 	"context"
-	"crypto/rand"
-	"crypto/sha256"
-	"crypto/tls"
 	"crypto/x509"
-	"encoding/base64"
-	"encoding/hex"
-	"errors"
-	"flag"
 	"fmt"
-	"io"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -32,20 +21,7 @@ import (
 	"github.com/authserver-dev/authserver/internal/tlsutil"
 )
 
-// binPath is the authserver binary TestMain builds once for every test.
-var binPath string
-
 func TestMain(m *testing.M) {
-	flag.Parse()
-	start := time.Now()
-	var err error
-	if binPath, err = servertest.Build(context.Background()); err != nil {
-		fmt.Fprintln(os.Stderr, "faults:", err)
-		os.Exit(1)
-	}
-	if testing.Verbose() {
-		fmt.Printf("faults: built %s in %s\n", binPath, time.Since(start).Round(time.Millisecond))
-	}
 	pgtest.Main(m) // runs the tests, then closes the cluster pgtest.DB shares
 }
 
@@ -77,7 +53,7 @@ func newFixture(t *testing.T) *fixture {
 	f := &fixture{
 		t: t, dir: dir, certFile: certFile, keyFile: keyFile, roots: x509.NewCertPool(),
 		appKey: appKey, secretFile: filepath.Join(dir, "app-secret"),
-		apiKey: "faults-" + randHex(16),
+		apiKey: "faults-" + servertest.RandomHex(16),
 	}
 	f.trust(certFile)
 	f.addSecret(newSecretText())
@@ -103,17 +79,8 @@ func (f *fixture) trust(certFile string) *x509.Certificate {
 	return c
 }
 
-func newSecretText() string {
-	var b [16]byte
-	_, _ = rand.Read(b[:])
-	return base64.StdEncoding.EncodeToString(b[:])
-}
-
-func randHex(n int) string {
-	b := make([]byte, n)
-	_, _ = rand.Read(b)
-	return hex.EncodeToString(b)
-}
+// newSecretText is a fresh application secret (16 bytes, Base64).
+func newSecretText() string { return servertest.RandomBase64(16) }
 
 func writeFile(t testing.TB, path, content string) {
 	t.Helper()
@@ -126,7 +93,7 @@ func writeFile(t testing.TB, path, content string) {
 // deploy tool or Kubernetes secret update replaces a file.
 func replaceFile(t testing.TB, path string, content []byte) {
 	t.Helper()
-	tmp := path + ".tmp-" + randHex(4)
+	tmp := path + ".tmp-" + servertest.RandomHex(4)
 	if err := os.WriteFile(tmp, content, 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -152,6 +119,7 @@ type server struct {
 	t       *testing.T
 	f       *fixture
 	name    string
+	cfg     serverConfig
 	cfgPath string
 	dataDir string
 	logPath string
@@ -168,7 +136,7 @@ func (f *fixture) newServer(name string, sc serverConfig) *server {
 	t := f.t
 	t.Helper()
 	s := &server{
-		t: t, f: f, name: name,
+		t: t, f: f, name: name, cfg: sc,
 		cfgPath: filepath.Join(f.dir, name+".yaml"),
 		dataDir: filepath.Join(f.dir, name+"-data"),
 		logPath: filepath.Join(f.dir, name+".log"),
@@ -181,7 +149,6 @@ func (f *fixture) newServer(name string, sc serverConfig) *server {
 	if err != nil {
 		t.Fatal(err)
 	}
-	sum := sha256.Sum256([]byte(f.apiKey))
 	perIP := sc.PerIP
 	if perIP == "" {
 		perIP = "0"
@@ -198,7 +165,7 @@ func (f *fixture) newServer(name string, sc serverConfig) *server {
 	}
 	fmt.Fprintf(&b, "data_dir: %q\n", s.dataDir)
 	fmt.Fprintf(&b, "applications:\n  - key: %s\n    secret_file: %q\n    default: true\n", f.appKey, f.secretFile)
-	fmt.Fprintf(&b, "api_keys:\n  - name: load\n    sha256: %s\n    applications: [\"*\"]\n", hex.EncodeToString(sum[:]))
+	fmt.Fprintf(&b, "api_keys:\n  - name: load\n    sha256: %s\n    applications: [\"*\"]\n", servertest.KeyHash(f.apiKey))
 	if sc.HS256IdP != "" {
 		idpFile := filepath.Join(f.dir, name+"-idp-secret")
 		writeFile(t, idpFile, sc.HS256IdP)
@@ -251,7 +218,7 @@ func (s *server) launch() {
 	}
 	fmt.Fprintf(logf, "=== faults: starting %s at %s\n", s.name, time.Now().Format(time.RFC3339Nano))
 	p, err := servertest.Launch(servertest.Options{
-		Binary: binPath, Args: []string{"serve", "--config", s.cfgPath},
+		Binary: servertest.Binary(s.t), Args: []string{"serve", "--config", s.cfgPath},
 		Output: logf, Public: s.pubAddr, Admin: s.admAddr,
 	})
 	logf.Close() // the child holds its own copy
@@ -342,18 +309,15 @@ func tail(path string, n int) string {
 	return strings.Join(lines, "\n")
 }
 
-// logContains counts the lines of the server's log containing s.
+// logCount counts the lines of the server's log containing sub.
 func (s *server) logCount(sub string) int {
-	f, err := os.Open(s.logPath)
+	b, err := os.ReadFile(s.logPath)
 	if err != nil {
 		return 0
 	}
-	defer f.Close()
 	n := 0
-	sc := bufio.NewScanner(f)
-	sc.Buffer(make([]byte, 1<<20), 1<<20)
-	for sc.Scan() {
-		if bytes.Contains(sc.Bytes(), []byte(sub)) {
+	for line := range strings.Lines(string(b)) {
+		if strings.Contains(line, sub) {
 			n++
 		}
 	}
@@ -385,38 +349,10 @@ func (s *server) readyStatusOf(path string) int {
 	return resp.StatusCode
 }
 
-// tlsConfig is the clients' TLS configuration: the fixture's roots only.
-func (f *fixture) tlsConfig() *tls.Config {
-	return &tls.Config{RootCAs: f.roots, MinVersion: tls.VersionTLS12}
-}
-
-// newClient returns a client with its own keep-alive transport: one
-// connection per client, HTTP/1.1.
-func (f *fixture) newClient() *http.Client { return f.newClientFrom("") }
-
-// newClientFrom is newClient connecting from the local address ip (any of
-// 127.0.0.0/8 on Linux), so that the server sees another client address;
-// "" lets the system choose.
-func (f *fixture) newClientFrom(ip string) *http.Client {
-	d := &net.Dialer{Timeout: 5 * time.Second}
-	if ip != "" {
-		d.LocalAddr = &net.TCPAddr{IP: net.ParseIP(ip)}
-	}
-	return &http.Client{
-		Timeout: 15 * time.Second,
-		Transport: &http.Transport{
-			TLSClientConfig:     f.tlsConfig(),
-			MaxIdleConnsPerHost: 4,
-			IdleConnTimeout:     60 * time.Second,
-			DialContext:         d.DialContext,
-		},
-	}
-}
-
 // runCLI runs the authserver binary with args and returns its stdout.
 func runCLI(t testing.TB, args ...string) (string, error) {
 	t.Helper()
-	stdout, stderr, code, err := servertest.Run(binPath, nil, 30*time.Second, args...)
+	stdout, stderr, code, err := servertest.Run(servertest.Binary(t), nil, 30*time.Second, args...)
 	if err == nil && code != 0 {
 		err = fmt.Errorf("authserver %s: exit status %d: %s", args[0], code, strings.TrimSpace(stderr))
 	}
@@ -430,8 +366,3 @@ func sleepOrDone(d time.Duration, done <-chan struct{}) {
 	case <-done:
 	}
 }
-
-func isRefused(err error) bool { return errors.Is(err, syscall.ECONNREFUSED) }
-
-// drain reads and discards up to 1 MiB.
-func drain(r io.Reader) { _, _ = io.Copy(io.Discard, io.LimitReader(r, 1<<20)) }

@@ -23,14 +23,9 @@ func TestPostgresKill9UnderLoad(t *testing.T) {
 	s := f.newServer("pg-kill", serverConfig{DatabaseURL: dbURL})
 	s.start()
 
-	l := startLoad(f, loadOpts{urls: []string{s.url()}, workers: 8, users: users("u", 20), jwtShare: 0.2})
-	l.waitOps(t, warmOps, time.Time{})
+	l := startWarm(t, f, crashMix(s))
 
-	killAt := time.Now()
-	if err := cluster.Kill9(); err != nil {
-		t.Fatal(err)
-	}
-	down := time.Now() // the postmaster and all its children are gone
+	killAt, down := killPostgres(t, cluster) // down: the postmaster and all its children are gone
 	if err := servertest.Poll(10*time.Second, "/readyz/sequence_store 503", func() bool {
 		return s.readyStatusOf("/readyz/sequence_store") == http.StatusServiceUnavailable
 	}); err != nil {
@@ -104,4 +99,15 @@ func TestPostgresKill9UnderLoad(t *testing.T) {
 	if s.exited() {
 		t.Errorf("authserver exited")
 	}
+}
+
+// killPostgres crashes a PostgreSQL server (kill -9 to the postmaster) and returns
+// when the kill was sent and when every process of the server was gone.
+func killPostgres(t *testing.T, c *pgtest.Cluster) (killAt, down time.Time) {
+	t.Helper()
+	killAt = time.Now()
+	if err := c.Kill9(); err != nil {
+		t.Fatal(err)
+	}
+	return killAt, time.Now()
 }

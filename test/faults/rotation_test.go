@@ -22,8 +22,7 @@ func TestSecretRotation(t *testing.T) {
 	s := f.newServer("rotation", serverConfig{})
 	s.start()
 	pid := s.pid()
-	l := startLoad(f, loadOpts{urls: []string{s.url()}, workers: 4, users: users("u", 10), jwtShare: 0.5})
-	l.waitOps(t, warmOps, time.Time{})
+	l := startWarm(t, f, loadOpts{urls: []string{s.url()}, workers: 4, users: users("u", 10), jwtShare: 0.5})
 
 	rewritten := time.Now()
 	replaceFile(t, f.secretFile, []byte(f.secretTexts[b]+"\n"+f.secretTexts[0]+"\n"))

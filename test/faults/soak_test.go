@@ -3,17 +3,15 @@
 package faults
 
 import (
-	"bufio"
 	"flag"
 	"fmt"
 	"net/http"
 	"os"
-	"strconv"
-	"strings"
 	"testing"
 	"time"
 
 	"github.com/authserver-dev/authserver/internal/pgtest"
+	"github.com/authserver-dev/authserver/internal/servertest"
 )
 
 var (
@@ -189,20 +187,11 @@ func TestSoak(t *testing.T) {
 
 func sampleProcess(s *server, pid int) (soakSample, error) {
 	var smp soakSample
-	f, err := os.Open(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		return smp, err
-	}
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		if v, ok := strings.CutPrefix(sc.Text(), "VmRSS:"); ok {
-			smp.rssKiB, err = strconv.ParseFloat(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 64)
-		}
-	}
-	f.Close()
-	if err != nil || smp.rssKiB == 0 {
+	rss, err := servertest.ProcStatusKB(pid, "VmRSS")
+	if err != nil || rss == 0 {
 		return smp, fmt.Errorf("VmRSS: %v", err)
 	}
+	smp.rssKiB = float64(rss)
 	fds, err := os.ReadDir(fmt.Sprintf("/proc/%d/fd", pid))
 	if err != nil {
 		return smp, err

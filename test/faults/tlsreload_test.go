@@ -39,8 +39,7 @@ func TestTLSCertificateReplaced(t *testing.T) {
 	}
 	// Clients drop their connections every 100ms, so handshakes happen all
 	// through the replacement.
-	l := startLoad(f, loadOpts{urls: []string{s.url()}, workers: 6, users: users("u", 10), jwtShare: 0.5, newConnEvery: 100 * time.Millisecond})
-	l.waitOps(t, warmOps, time.Time{})
+	l := startWarm(t, f, loadOpts{urls: []string{s.url()}, workers: 6, users: users("u", 10), jwtShare: 0.5, newConnEvery: 100 * time.Millisecond})
 
 	replaced := time.Now()
 	for _, p := range [][2]string{{newKey, f.keyFile}, {newCert, f.certFile}} {

@@ -19,7 +19,6 @@ package com.example.sinchauth.legacy
 import com.example.sinchauth.AuthserverClient
 import com.sinch.android.rtc.ClientRegistration
 import java.util.concurrent.Executor
-import org.json.JSONObject
 
 /**
  * AuthserverSignatures answers the legacy SDK's
@@ -35,35 +34,15 @@ class AuthserverSignatures(
     private val onError: (Throwable) -> Unit = {}
 ) {
     /** Calls register(signature, sequence) or registerFailed(). Returns at once. */
-    fun provide(userId: String, clientRegistration: ClientRegistration) {
-        try {
-            worker.execute {
-                val signature: String
-                val sequence: Long
-                try {
-                    val cred = client.post("v1/registration-signatures", JSONObject().put("userId", userId))
-                    val issuedFor = cred.getString("userId")
-                    check(issuedFor == userId) { "authserver signed for $issuedFor, but the SinchClient is $userId" }
-                    signature = cred.getString("signature")
-                    sequence = cred.getLong("sequence")
-                    check(sequence > 0) { "authserver answered sequence $sequence" }
-                } catch (t: Throwable) {
-                    fail(clientRegistration, t)
-                    return@execute
-                }
-                callbacks.execute { clientRegistration.register(signature, sequence) }
-            }
-        } catch (t: Throwable) {
-            fail(clientRegistration, t)
-        }
-    }
-
-    private fun fail(clientRegistration: ClientRegistration, t: Throwable) {
-        try {
-            callbacks.execute { clientRegistration.registerFailed() }
-        } catch (e: Throwable) {
-            clientRegistration.registerFailed()
-        }
-        onError(t)
-    }
+    fun provide(userId: String, clientRegistration: ClientRegistration) =
+        client.answer(
+            "v1/registration-signatures", userId, worker, callbacks, onError,
+            read = { cred ->
+                val sequence = cred.getLong("sequence")
+                check(sequence > 0) { "authserver answered sequence $sequence" }
+                Pair(cred.getString("signature"), sequence)
+            },
+            register = { (signature, sequence) -> clientRegistration.register(signature, sequence) },
+            registerFailed = { clientRegistration.registerFailed() }
+        )
 }

@@ -1489,7 +1489,7 @@ func deployedServer(t *testing.T, databaseURL string, extraEnv ...string) *serve
 	env = append(env, extraEnv...)
 
 	out, code := run(t, env, mcmd...)
-	if code != 0 || !strings.Contains(out, "applied 002_sequences_fillfactor.sql (version 2)") || !strings.Contains(out, "now at version 2") {
+	if code != 0 || !strings.Contains(out, "applied 001_sequences.sql (version 1)") || !strings.Contains(out, "now at version 1") {
 		t.Fatalf("authserver %s: exit %d\n%s", strings.Join(mcmd, " "), code, out)
 	}
 

@@ -85,8 +85,8 @@ type outcome struct {
 	MeanBatch   float64       `json:"mean_batch"`
 	// WALPerCall is the WAL the server wrote in the measured window per
 	// call: what a commit costs the disk, steadier than calls/s on a shared
-	// machine (a big table whose updates are not HOT writes whole index
-	// pages after each checkpoint).
+	// machine (a table fresh from a bulk load, not yet vacuumed and
+	// checkpointed, wrote 4-15x the small table's: whole-page images).
 	WALPerCall float64 `json:"wal_bytes_per_call"`
 	// HOTShare is the share of the table's updates in the window that were
 	// HOT (heap-only: no index entry written).

@@ -50,7 +50,7 @@ func TestCheckCommand(t *testing.T) {
 		if err != nil {
 			t.Fatalf("check: %v", err)
 		}
-		for _, want := range []string{idp.Issuer() + " (audience my-app); keys loaded", "postgres, reachable, schema at version 0, 2 migration(s) pending"} {
+		for _, want := range []string{idp.Issuer() + " (audience my-app); keys loaded", "postgres, reachable, schema at version 0, 1 migration(s) pending"} {
 			if !strings.Contains(out, want) {
 				t.Errorf("summary lacks %q:\n%s", want, out)
 			}
@@ -170,23 +170,22 @@ func TestMigrateCommand(t *testing.T) {
 		}
 		return out.String()
 	}
-	if out := migrate("status"); out != "at version 0; 2 migration(s) pending (latest 2): run authserver migrate\n" {
+	if out := migrate("status"); out != "at version 0; 1 migration(s) pending (latest 1): run authserver migrate\n" {
 		t.Errorf("status before: %q", out)
 	}
 	out := migrate()
-	if lines := strings.Split(out, "\n"); len(lines) != 4 || !strings.HasPrefix(lines[0], "applied 001_sequences.sql (version 1) in ") ||
-		!strings.HasPrefix(lines[1], "applied 002_sequences_fillfactor.sql (version 2) in ") || lines[2] != "now at version 2" {
+	if lines := strings.Split(out, "\n"); len(lines) != 3 || !strings.HasPrefix(lines[0], "applied 001_sequences.sql (version 1) in ") || lines[1] != "now at version 1" {
 		t.Errorf("first migrate: %q", out)
 	}
-	if out := migrate(); out != "already at version 2\n" {
+	if out := migrate(); out != "already at version 1\n" {
 		t.Errorf("second migrate: %q", out)
 	}
-	if out := migrate("status"); out != "at version 2 (latest)\n" {
+	if out := migrate("status"); out != "at version 1 (latest)\n" {
 		t.Errorf("status after: %q", out)
 	}
 	// From the environment alone.
 	var o, e bytes.Buffer
-	if err := run(context.Background(), []string{"migrate"}, envOf(map[string]string{"AUTHSERVER_DATABASE_URL": dbURL}), &o, &e); err != nil || o.String() != "already at version 2\n" {
+	if err := run(context.Background(), []string{"migrate"}, envOf(map[string]string{"AUTHSERVER_DATABASE_URL": dbURL}), &o, &e); err != nil || o.String() != "already at version 1\n" {
 		t.Errorf("migrate with AUTHSERVER_DATABASE_URL: %v %q", err, o.String())
 	}
 	err := run(context.Background(), []string{"migrate"}, envOf(nil), &o, &e)

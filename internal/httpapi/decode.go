@@ -24,9 +24,6 @@ type validator interface{ Valid() error }
 // trailing data rejected, then v.Valid(). An empty body leaves v as is (every
 // field is optional). Every failure is an *apiError with a 4xx status.
 func decode[T validator](w http.ResponseWriter, r *http.Request, v T) error {
-	if r.ContentLength > MaxBodyBytes {
-		return classify(&http.MaxBytesError{Limit: MaxBodyBytes})
-	}
 	data, err := readBody(w, r)
 	if err != nil {
 		var mbe *http.MaxBytesError
@@ -52,6 +49,9 @@ func decode[T validator](w http.ResponseWriter, r *http.Request, v T) error {
 // (the usual case) is read into a buffer of exactly that size, not through
 // io.ReadAll's growing one.
 func readBody(w http.ResponseWriter, r *http.Request) ([]byte, error) {
+	if r.ContentLength > MaxBodyBytes {
+		return nil, &http.MaxBytesError{Limit: MaxBodyBytes}
+	}
 	body := http.MaxBytesReader(w, r.Body, MaxBodyBytes)
 	if r.ContentLength <= 0 {
 		return io.ReadAll(body)
@@ -62,8 +62,11 @@ func readBody(w http.ResponseWriter, r *http.Request) ([]byte, error) {
 	}
 	// net/http ends a body at Content-Length; a Body that does not (a
 	// test's, a middleware's) must not have more.
-	if n, _ := body.Read(data[len(data):cap(data)]); n > 0 {
+	switch n, err := body.Read(data[len(data):cap(data)]); {
+	case n > 0:
 		return nil, errors.New("body longer than Content-Length")
+	case err != nil && err != io.EOF:
+		return nil, err
 	}
 	return data, nil
 }

@@ -191,12 +191,15 @@ func TestReadBody(t *testing.T) {
 		{0, "", true},
 		{6, "abc", false},
 		{2, "abc", false},
+		{MaxBodyBytes + 1, "abc", false}, // refused before any allocation of that size
+		{MaxBodyBytes, strings.Repeat("a", MaxBodyBytes+1), false},
+		{MaxBodyBytes, strings.Repeat("a", MaxBodyBytes), true},
 	} {
 		r := httptest.NewRequest(http.MethodPost, "/", strings.NewReader(c.body))
 		r.ContentLength = c.length
 		got, err := readBody(httptest.NewRecorder(), r)
 		if (err == nil) != c.ok || c.ok && string(got) != c.body {
-			t.Errorf("Content-Length %d, body %q: %q, %v", c.length, c.body, got, err)
+			t.Errorf("Content-Length %d, body of %d bytes: %d bytes, %v", c.length, len(c.body), len(got), err)
 		}
 	}
 }

@@ -269,14 +269,15 @@ func TestPanicIsAnInternalError(t *testing.T) {
 			t.Errorf("the panic value was logged")
 		}
 	}
-	// The access log records the 500.
+	// The request's record has the 500 and audits the credential request
+	// as refused.
 	var n int
 	for _, l := range e.logLines(t, "") {
-		if l["msg"] == "request" && l["status"] == float64(500) {
+		if l["msg"] == "credential" && l["status"] == float64(500) && l["outcome"] == "refused" && l["reason"] == "internal" {
 			n++
 		}
 	}
 	if n != 2 {
-		t.Errorf("%d access log lines with status 500, want 2", n)
+		t.Errorf("%d credential records with status 500, outcome refused, reason internal; want 2", n)
 	}
 }

@@ -147,6 +147,19 @@ func (s *Server) front(next http.Handler) http.Handler {
 // metrics and writes the log record.
 func (s *Server) finish(r *http.Request, ri *requestInfo) {
 	if v := recover(); v != nil {
+		if ri.call.rec.Credential != "" && ri.outcome == "" {
+			// A credential request that panicked is audited as refused.
+			ri.outcome, ri.reason = "refused", errInternal.slug
+		}
+		if ri.w.status != 0 && v != http.ErrAbortHandler {
+			// The response has begun and cannot become a problem: record
+			// the failure, then have net/http drop the connection rather
+			// than finish a truncated 200.
+			s.logPanic(r, v)
+			ri.w.status = http.StatusInternalServerError
+			s.observe(r, ri)
+			panic(http.ErrAbortHandler)
+		}
 		s.panicked(&ri.w, r, v)
 	}
 	s.observe(r, ri)
@@ -159,11 +172,15 @@ func (s *Server) panicked(w http.ResponseWriter, r *http.Request, v any) {
 	if v == http.ErrAbortHandler {
 		panic(v)
 	}
+	s.logPanic(r, v)
+	writeProblem(w, r, errInternal)
+}
+
+func (s *Server) logPanic(r *http.Request, v any) {
 	s.log.LogAttrs(r.Context(), slog.LevelError, "panic serving request",
 		slog.String("request_id", requestID(r.Context())),
 		slog.String("panic_type", fmt.Sprintf("%T", v)),
 		slog.String("stack", string(debug.Stack())))
-	writeProblem(w, r, errInternal)
 }
 
 // withRequestID is the admin listener's first middleware: the request id

@@ -43,8 +43,8 @@ func (j *jsonRecords) write(t time.Time, msg string, attrs []slog.Attr) bool {
 }
 
 // appendJSONRecord appends an info record as slog's JSONHandler formats it,
-// newline included. ok is false when an attribute is not a string, an int64
-// or a float64, or the time's year has not four digits.
+// newline included. ok is false when an attribute is not a string, an
+// integer or a finite float64, or the time's year has not four digits.
 func appendJSONRecord(b []byte, t time.Time, msg string, attrs []slog.Attr) (_ []byte, ok bool) {
 	if y := t.Year(); y < 0 || y >= 10000 {
 		return b, false
@@ -62,6 +62,8 @@ func appendJSONRecord(b []byte, t time.Time, msg string, attrs []slog.Attr) (_ [
 			b = appendJSONString(b, a.Value.String())
 		case slog.KindInt64:
 			b = strconv.AppendInt(b, a.Value.Int64(), 10)
+		case slog.KindUint64: // a signature's sequence
+			b = strconv.AppendUint(b, a.Value.Uint64(), 10)
 		case slog.KindFloat64:
 			f := a.Value.Float64()
 			if math.IsInf(f, 0) || math.IsNaN(f) {

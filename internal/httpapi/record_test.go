@@ -6,8 +6,14 @@ import (
 	"io"
 	"log/slog"
 	"math"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
 	"testing"
 	"time"
+
+	"github.com/authserver-dev/authserver/internal/metrics"
 )
 
 // viaSlog is what slog's JSONHandler writes for the record.
@@ -63,6 +69,9 @@ func TestRecordMatchesSlog(t *testing.T) {
 	for _, n := range []int64{0, -1, math.MaxInt64, math.MinInt64} {
 		mustMatchSlog(t, now, "n", []slog.Attr{slog.Int64("sequence", n)})
 	}
+	for _, n := range []uint64{0, 1, math.MaxUint64} { // a signature's sequence is a slog.Uint64
+		mustMatchSlog(t, now, "n", []slog.Attr{slog.Uint64("sequence", n)})
+	}
 }
 
 // TestRecordRefusesOtherKinds: anything but strings, integers and finite
@@ -86,15 +95,15 @@ func TestRecordRefusesOtherKinds(t *testing.T) {
 }
 
 func FuzzRecordMatchesSlog(f *testing.F) {
-	f.Add("alice", "backend", int64(7), 0.25)
-	f.Add("\xff\u2028\"\\\n", "", int64(-1), 1e-9)
-	f.Fuzz(func(t *testing.T, user, principal string, seq int64, ms float64) {
+	f.Add("alice", "backend", int64(7), uint64(7), 0.25)
+	f.Add("\xff\u2028\"\\\n", "", int64(-1), uint64(math.MaxUint64), 1e-9)
+	f.Fuzz(func(t *testing.T, user, principal string, n int64, seq uint64, ms float64) {
 		if math.IsInf(ms, 0) || math.IsNaN(ms) {
 			return
 		}
 		mustMatchSlog(t, time.Now(), user, []slog.Attr{
 			slog.String("user_id", user), slog.String(principal, principal),
-			slog.Int64("sequence", seq), slog.Float64("duration_ms", ms),
+			slog.Int64("bytes", n), slog.Uint64("sequence", seq), slog.Float64("duration_ms", ms),
 		})
 	})
 }
@@ -120,4 +129,96 @@ func BenchmarkRequestRecord(b *testing.B) {
 			j.write(time.Now(), "credential", attrs)
 		}
 	})
+}
+
+// frontServer is a Server whose front middleware wraps h, served over
+// plain HTTP, logging JSON at level to logs (by hand when records is set).
+func frontServer(t *testing.T, logs io.Writer, level slog.Level, records bool, h http.HandlerFunc) *httptest.Server {
+	t.Helper()
+	o := Options{
+		State:   &State{},
+		Metrics: metrics.New(metrics.BuildInfo{}),
+		Logger:  slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: level})),
+	}
+	if records {
+		o.Records = logs
+	}
+	ts := httptest.NewServer(New(o).front(h))
+	t.Cleanup(ts.Close)
+	return ts
+}
+
+// TestRecordsFollowTheLevel: at warn no info record is written, by hand or
+// not; without Records the record goes through the logger (the text format's
+// path), once.
+func TestRecordsFollowTheLevel(t *testing.T) {
+	ok := func(w http.ResponseWriter, r *http.Request) { _, _ = io.WriteString(w, "ok") }
+	for _, c := range []struct {
+		level   slog.Level
+		records bool
+		want    int
+	}{
+		{slog.LevelWarn, true, 0},
+		{slog.LevelWarn, false, 0},
+		{slog.LevelInfo, false, 1},
+		{slog.LevelInfo, true, 1},
+	} {
+		var logs syncBuffer
+		ts := frontServer(t, &logs, c.level, c.records, ok)
+		resp, err := ts.Client().Get(ts.URL + "/x")
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		ts.Close() // waits for the handler, and so for its record
+		if got := strings.Count(logs.String(), `"msg":"request"`); got != c.want {
+			t.Errorf("level %v, records %t: %d records, want %d:\n%s", c.level, c.records, got, c.want, logs.String())
+		}
+	}
+}
+
+// TestPanicAfterTheResponseBegan: a handler that panics after writing its
+// status cannot answer a problem any more; the connection is dropped (the
+// client sees a broken response, not a truncated 200), and the panic and a
+// status of 500 are recorded.
+func TestPanicAfterTheResponseBegan(t *testing.T) {
+	var logs syncBuffer
+	ts := frontServer(t, &logs, slog.LevelInfo, true, func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(http.StatusOK)
+		_, _ = io.WriteString(w, `{"token":"`)
+		w.(http.Flusher).Flush()
+		panic("boom")
+	})
+	resp, err := ts.Client().Get(ts.URL + "/x")
+	if err == nil {
+		_, err = io.ReadAll(resp.Body)
+		resp.Body.Close()
+	}
+	if err == nil {
+		t.Error("the client read a whole response")
+	}
+	ts.Close()
+	out := logs.String()
+	if !strings.Contains(out, `"msg":"panic serving request"`) || !strings.Contains(out, `"msg":"request"`) || !strings.Contains(out, `"status":500`) {
+		t.Errorf("logs:\n%s", out)
+	}
+}
+
+// syncBuffer is a bytes.Buffer for concurrent writers.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }

@@ -1,7 +1,7 @@
-// Package logbuf batches log records into fewer writes. The server logs two
-// JSON records per request (the access record and the credential audit
-// record); written one write(2) each they were the largest single cost of
-// the JWT path. A Writer collects them in memory and writes them out
+// Package logbuf batches log records into fewer writes. The server logs a
+// JSON record per request (access and audit fields in one); written one
+// write(2) each, the records (two per request then) were the largest single
+// cost of the JWT path. A Writer collects them in memory and writes them out
 // together:
 //
 //   - at the latest Interval (50 ms by default) after the first record that

@@ -22,6 +22,10 @@
 //	keys     JWT via API key: 1,000 API keys configured vs 1
 //	idps     JWT via RS256 identity token: 100 identity providers configured vs 1
 //	startup  exec to /readyz 200 with the embedded store, median of -startup-runs
+//	seq      the sequence store alone (bench/seqbench): group commit vs one
+//	         statement per call, many users and one hot user
+//	preload  bench/seqbench -preload: group commit on a table with
+//	         -preload-rows more rows vs a small one (a few minutes)
 //
 // Every scenario also runs, in the same rounds, two yardsticks (unless one
 // of its sides already is one): the hello-world TLS server (bench/baseline
@@ -71,6 +75,7 @@ type options struct {
 	TokensPerVU int           `json:"tokens_per_vu"`
 	PGConns     int           `json:"pg_pool_conns"`
 	StartupRuns int           `json:"startup_runs"`
+	PreloadRows int64         `json:"preload_rows"`
 	LogLevel    string        `json:"authserver_log_level"`
 	Postgres    string        `json:"postgres"`
 	GoVersion   string        `json:"go_version"`
@@ -101,6 +106,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.IntVar(&o.TokensPerVU, "tokens", 8, "scenario b: distinct identity tokens (users) per virtual user")
 	fs.IntVar(&o.PGConns, "pg-conns", 0, "pgxpool pool_max_conns of both Postgres servers (0: pgx's default, max(4, CPUs), what authserver gets from a plain database_url)")
 	fs.IntVar(&o.StartupRuns, "startup-runs", 7, "startup: how many starts to take the median of")
+	fs.Int64Var(&o.PreloadRows, "preload-rows", 10_000_000, "preload: rows inserted besides the measured users'")
 	fs.StringVar(&o.LogLevel, "log-level", "info", "authserver's log.level (info keeps the access log on, as in production)")
 	fs.StringVar(&o.databaseURL, "database-url", "", "Postgres URL for c, d, g instead of a throwaway server (both servers share it)")
 	fs.StringVar(&o.pprofDir, "pprof", "", "enable authserver's pprof and, after the measured rounds of a and c, write a CPU and an allocation profile of an extra run of each side of the -pprof-scenarios here (DIR/a-A-cpu.pprof, ...)")
@@ -112,13 +118,13 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.StringVar(&o.jsonFile, "json-file", "", "also write the JSON report to this file")
 	fs.BoolVar(&o.keep, "keep", false, "keep the temporary directory (binaries, configs, server logs)")
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: go run ./bench [flags] [a b c d e h f g apps keys idps cf ef startup]")
+		fmt.Fprintln(stderr, "usage: go run ./bench [flags] [a b c d e h f g apps keys idps cf ef startup seq preload]")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	if o.Conns < 1 || o.Rounds < 1 || o.Duration <= 0 || o.Users < 1 || o.TokensPerVU < 1 || o.StartupRuns < 1 {
+	if o.Conns < 1 || o.Rounds < 1 || o.Duration <= 0 || o.Users < 1 || o.TokensPerVU < 1 || o.StartupRuns < 1 || o.PreloadRows < 1 {
 		return errors.New("-c, -rounds, -d, -users, -tokens and -startup-runs must be positive")
 	}
 	if o.other != "" {
@@ -129,11 +135,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	o.Scenarios = fs.Args()
 	if len(o.Scenarios) == 0 {
-		o.Scenarios = []string{"a", "b", "c", "d", "e", "h", "f", "g", "apps", "keys", "idps", "startup"}
+		o.Scenarios = []string{"a", "b", "c", "d", "e", "h", "f", "g", "apps", "keys", "idps", "startup", "seq", "preload"}
 	}
 	for _, s := range o.Scenarios {
-		if _, ok := scenarios[s]; !ok && s != "startup" {
-			return fmt.Errorf("unknown scenario %q (want a b c d e h f g apps keys idps cf ef startup)", s)
+		if _, ok := scenarios[s]; !ok && !slices.Contains([]string{"startup", "seq", "preload"}, s) {
+			return fmt.Errorf("unknown scenario %q (want a b c d e h f g apps keys idps cf ef startup seq preload)", s)
 		}
 	}
 	o.GoVersion, o.CPUs = runtime.Version(), runtime.NumCPU()
@@ -179,6 +185,22 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 				return err
 			}
 			rep.Startup = st
+			continue
+		}
+		if id == "seq" || id == "preload" {
+			var flags []string
+			if id == "preload" {
+				flags = []string{"-preload", fmt.Sprint(o.PreloadRows)}
+			}
+			r, err := runSeqbench(ctx, e, o, stderr, flags...)
+			if err != nil {
+				return err
+			}
+			if id == "seq" {
+				rep.Seq = r
+			} else {
+				r.PreloadRows, rep.Preload = o.PreloadRows, r
+			}
 			continue
 		}
 		sc := scenarios[id]
@@ -389,6 +411,8 @@ type report struct {
 	Options options          `json:"options"`
 	Results []scenarioResult `json:"results"`
 	Startup *startupResult   `json:"startup,omitempty"`
+	Seq     *seqResult       `json:"seq,omitempty"`
+	Preload *seqResult       `json:"preload,omitempty"`
 	Targets []targetResult   `json:"targets"`
 }
 
@@ -624,6 +648,11 @@ func checkTargets(rep report) []targetResult {
 	if rep.Startup != nil {
 		add("startup", "exec to ready <= 50 ms (embedded store)", rep.Startup.Median.Round(100*time.Microsecond).String(), rep.Startup.Median <= 50*time.Millisecond)
 	}
+	for _, r := range []*seqResult{rep.Seq, rep.Preload} {
+		if r != nil {
+			seqTargets(r, add)
+		}
+	}
 	return out
 }
 
@@ -640,49 +669,51 @@ func printReport(w io.Writer, rep report) error {
 	}
 	fmt.Fprintf(w, "authserver: log.level %s (JSON access + audit log to a file), rate limits 1e6/s, metrics on; Postgres: %s, pool_max_conns %s\n\n",
 		o.LogLevel, nonEmpty(o.Postgres, "not used"), pool)
-	tw := newTable(w)
-	tw.row("scen", "side", "server", "load", "req/s", "x hello", "x mint", "p50", "p99", "errors", "srv CPU/req", "client CPU/req", "peak RSS", "calls/commit", "commit", "store bound", "req/s by round", "others")
-	for _, r := range rep.Results {
-		for i, s := range r.Sides {
-			var byRound []string
-			var others float64
-			for _, rd := range s.Rounds {
-				byRound = append(byRound, fmt.Sprintf("%.0f", rd.ReqPerSec))
-				others += rd.OtherCores / float64(len(s.Rounds))
+	if len(rep.Results) > 0 {
+		tw := newTable(w)
+		tw.row("scen", "side", "server", "load", "req/s", "x hello", "x mint", "p50", "p99", "errors", "srv CPU/req", "client CPU/req", "peak RSS", "calls/commit", "commit", "store bound", "req/s by round", "others")
+		for _, r := range rep.Results {
+			for i, s := range r.Sides {
+				var byRound []string
+				var others float64
+				for _, rd := range s.Rounds {
+					byRound = append(byRound, fmt.Sprintf("%.0f", rd.ReqPerSec))
+					others += rd.OtherCores / float64(len(s.Rounds))
+				}
+				id := ""
+				if i == 0 {
+					id = r.ID
+				}
+				label := "A " + s.Label
+				switch {
+				case i == 1 && r.B != nil:
+					label = "B " + s.Label
+				case i >= 1:
+					label = "  " + s.Label
+				}
+				batch, commit, bound := "", "", ""
+				if s.MeanBatch > 0 {
+					batch = fmt.Sprintf("%.1f", s.MeanBatch)
+				}
+				if s.MeanCommit > 0 {
+					commit, bound = fmtDur(s.MeanCommit), fmt.Sprintf("%.0f", s.StoreBound)
+				}
+				load := string(s.Load)
+				if s.Resumed > 0 {
+					load += fmt.Sprintf(" (%.0f%% resumed)", 100*s.Resumed)
+				}
+				tw.row(id, label, string(s.Server), load, fmt.Sprintf("%.0f", s.ReqPerSec), fmtRatio(s.VsHello), fmtRatio(s.VsMint), fmtDur(s.P50), fmtDur(s.P99),
+					fmt.Sprint(s.Errors), fmtDur(s.CPUPerReq), fmtDur(s.ClientCPUPerReq), fmt.Sprintf("%.1f MiB", float64(s.PeakRSSKB)/1024),
+					batch, commit, bound, strings.Join(byRound, " / "), fmt.Sprintf("%.2f", others))
 			}
-			id := ""
-			if i == 0 {
-				id = r.ID
-			}
-			label := "A " + s.Label
-			switch {
-			case i == 1 && r.B != nil:
-				label = "B " + s.Label
-			case i >= 1:
-				label = "  " + s.Label
-			}
-			batch, commit, bound := "", "", ""
-			if s.MeanBatch > 0 {
-				batch = fmt.Sprintf("%.1f", s.MeanBatch)
-			}
-			if s.MeanCommit > 0 {
-				commit, bound = fmtDur(s.MeanCommit), fmt.Sprintf("%.0f", s.StoreBound)
-			}
-			load := string(s.Load)
-			if s.Resumed > 0 {
-				load += fmt.Sprintf(" (%.0f%% resumed)", 100*s.Resumed)
-			}
-			tw.row(id, label, string(s.Server), load, fmt.Sprintf("%.0f", s.ReqPerSec), fmtRatio(s.VsHello), fmtRatio(s.VsMint), fmtDur(s.P50), fmtDur(s.P99),
-				fmt.Sprint(s.Errors), fmtDur(s.CPUPerReq), fmtDur(s.ClientCPUPerReq), fmt.Sprintf("%.1f MiB", float64(s.PeakRSSKB)/1024),
-				batch, commit, bound, strings.Join(byRound, " / "), fmt.Sprintf("%.2f", others))
 		}
+		if err := tw.flush(); err != nil {
+			return err
+		}
+		fmt.Fprintln(w, "\n(x hello, x mint: median over rounds of req/s over the hello-world TLS server's and the lean mint's in the same round;"+
+			" commit: the store's mean commit (fsync or transaction) in the window; store bound: connections / commit;"+
+			" others: CPU cores used by other processes during the measured runs, on average; with Postgres this includes Postgres)")
 	}
-	if err := tw.flush(); err != nil {
-		return err
-	}
-	fmt.Fprintln(w, "\n(x hello, x mint: median over rounds of req/s over the hello-world TLS server's and the lean mint's in the same round;"+
-		" commit: the store's mean commit (fsync or transaction) in the window; store bound: connections / commit;"+
-		" others: CPU cores used by other processes during the measured runs, on average; with Postgres this includes Postgres)")
 	rt := newTable(w)
 	rt.row("scen", "ratio", "req/s A/B", "by round", "median of rounds", "p99 A/B", "srv CPU/req A/B")
 	n := 0
@@ -711,6 +742,7 @@ func printReport(w io.Writer, rep report) error {
 		}
 		fmt.Fprintf(w, "\nstartup (exec to /readyz 200, embedded store, fresh data dir): median %s of %s\n", fmtDur(rep.Startup.Median), strings.Join(runs, ", "))
 	}
+	printSeq(w, rep)
 	for _, r := range rep.Results {
 		for _, s := range r.Sides {
 			if s.FirstError != "" {
@@ -725,7 +757,7 @@ func printReport(w io.Writer, rep report) error {
 			if !t.Met {
 				verdict = "MISSED"
 			}
-			fmt.Fprintf(w, "  %-8s %-42s %-10s %s\n", t.Scenario, t.Target, t.Measured, verdict)
+			fmt.Fprintf(w, "  %-8s %-58s %-10s %s\n", t.Scenario, t.Target, t.Measured, verdict)
 		}
 	}
 	return nil

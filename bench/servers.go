@@ -31,6 +31,7 @@ type env struct {
 	dir          string // temporary root: binaries, certificate, configs, logs, data
 	authserver   string // binary
 	baseline     string // binary
+	seqbench     string // binary, built by the first seq or preload scenario
 	other        string // -other: another authserver binary, for scenario "other"
 	certFile     string
 	keyFile      string

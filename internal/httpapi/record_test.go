@@ -9,11 +9,11 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/authserver-dev/authserver/internal/metrics"
+	"github.com/authserver-dev/authserver/internal/servertest"
 )
 
 // viaSlog is what slog's JSONHandler writes for the record.
@@ -163,7 +163,7 @@ func TestRecordsFollowTheLevel(t *testing.T) {
 		{slog.LevelInfo, false, 1},
 		{slog.LevelInfo, true, 1},
 	} {
-		var logs syncBuffer
+		var logs servertest.Buffer
 		ts := frontServer(t, &logs, c.level, c.records, ok)
 		resp, err := ts.Client().Get(ts.URL + "/x")
 		if err != nil {
@@ -183,7 +183,7 @@ func TestRecordsFollowTheLevel(t *testing.T) {
 // client sees a broken response, not a truncated 200), and the panic and a
 // status of 500 are recorded.
 func TestPanicAfterTheResponseBegan(t *testing.T) {
-	var logs syncBuffer
+	var logs servertest.Buffer
 	ts := frontServer(t, &logs, slog.LevelInfo, true, func(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(http.StatusOK)
 		_, _ = io.WriteString(w, `{"token":"`)
@@ -203,22 +203,4 @@ func TestPanicAfterTheResponseBegan(t *testing.T) {
 	if !strings.Contains(out, `"msg":"panic serving request"`) || !strings.Contains(out, `"msg":"request"`) || !strings.Contains(out, `"status":500`) {
 		t.Errorf("logs:\n%s", out)
 	}
-}
-
-// syncBuffer is a bytes.Buffer for concurrent writers.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }

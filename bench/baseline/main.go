@@ -16,8 +16,8 @@
 // answers it with a fixed 400-byte JSON body (helloBody), no router, no
 // decoding, no signing; go run ./bench reports every scenario's ratio to it.
 //
-// Both modes use authserver's TLS settings (tlsutil.ServerConfig) and the
-// http.Server timeouts of `authserver serve`, so the comparison is of
+// Every mode uses authserver's TLS settings (tlsutil.ServerConfig) and the
+// http.Server of `authserver serve` (app.PublicServer), so the comparison is of
 // application work, not of server tuning.
 package main
 
@@ -43,6 +43,7 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 
 	"github.com/authserver-dev/authserver/bench/internal/cli"
+	"github.com/authserver-dev/authserver/internal/app"
 	"github.com/authserver-dev/authserver/internal/tlsutil"
 )
 
@@ -96,15 +97,7 @@ func run(ctx context.Context, args []string, _, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	srv := &http.Server{
-		Handler:           h,
-		TLSConfig:         tlsConf,
-		ReadHeaderTimeout: 5 * time.Second,
-		ReadTimeout:       10 * time.Second,
-		WriteTimeout:      15 * time.Second,
-		IdleTimeout:       120 * time.Second,
-		MaxHeaderBytes:    32 << 10,
-	}
+	srv := app.PublicServer(h, tlsConf)
 	errc := make(chan error, 2)
 	go func() { errc <- srv.Serve(tls.NewListener(ln, tlsConf)) }()
 	if *pprofListen != "" {

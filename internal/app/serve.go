@@ -32,6 +32,22 @@ import (
 // ShutdownGrace is how long in-flight requests may take after SIGTERM.
 const ShutdownGrace = 10 * time.Second
 
+// PublicServer is the http.Server of the public listener: its timeouts and
+// header limit, for h over tlsConf (nil: plain HTTP). bench/baseline serves
+// its yardsticks with it, so that they compare application work, not server
+// settings.
+func PublicServer(h http.Handler, tlsConf *tls.Config) *http.Server {
+	return &http.Server{
+		Handler:           h,
+		TLSConfig:         tlsConf,
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       10 * time.Second,
+		WriteTimeout:      15 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		MaxHeaderBytes:    32 << 10,
+	}
+}
+
 // jsonRecords is where httpapi writes the requests' records by hand: the
 // JSON handler's writer, or nil for the text format (through the logger).
 func jsonRecords(cfg *config.Config, w *logbuf.Writer) io.Writer {
@@ -159,16 +175,8 @@ func Serve(ctx context.Context, cfg *config.Config, logOut io.Writer, o ServeOpt
 		return fmt.Errorf("admin_listen: %w", err)
 	}
 	errLog := log.New(&slogWriter{logger}, "", 0)
-	public := &http.Server{
-		Handler:           srv.Public(),
-		TLSConfig:         tlsConf,
-		ReadHeaderTimeout: 5 * time.Second,
-		ReadTimeout:       10 * time.Second,
-		WriteTimeout:      15 * time.Second,
-		IdleTimeout:       120 * time.Second,
-		MaxHeaderBytes:    32 << 10,
-		ErrorLog:          errLog,
-	}
+	public := PublicServer(srv.Public(), tlsConf)
+	public.ErrorLog = errLog
 	admin := &http.Server{
 		Handler:           srv.Admin(),
 		ReadHeaderTimeout: 5 * time.Second,

@@ -104,21 +104,15 @@ func (w *respWriter) Write(b []byte) (int, error) {
 func (w *respWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
 // front is the public API's first middleware (after chi's X-Forwarded-For
-// one when proxies are trusted). It
-// does in one step, with one context value, what every request needs: a
-// request id (a well-formed X-Request-Id from the caller, so a client's id
-// shows up in our logs, or a new one, echoed either way), the State loaded
-// once, the client address, the security headers
-// (HSTS only over TLS), a 500 problem for a panic, and at the end the
-// request metrics and the request's one log record (logRecord).
+// one when proxies are trusted). It does in one step, with one context
+// value, what every request needs: the request id (requestIDFor, echoed),
+// the State loaded once, the client address, the security headers (HSTS
+// only over TLS), a 500 problem for a panic, and at the end the request
+// metrics and the request's one log record (logRecord).
 func (s *Server) front(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		ri := &requestInfo{st: s.State(), start: s.now()}
+		ri := &requestInfo{id: s.requestIDFor(r), st: s.State(), start: s.now()}
 		ri.w.ResponseWriter = w
-		ri.id = r.Header.Get("X-Request-Id")
-		if !validRequestID(ri.id) {
-			ri.id = s.ids.next()
-		}
 		h := w.Header()
 		if r.TLS != nil {
 			v := make([]string, 3) // one allocation for the three, as in writeCredential
@@ -187,13 +181,19 @@ func (s *Server) logPanic(r *http.Request, v any) {
 // and the State (for /readyz), no metrics or log record.
 func (s *Server) withRequestID(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		ri := &requestInfo{st: s.State(), id: r.Header.Get("X-Request-Id")}
-		if !validRequestID(ri.id) {
-			ri.id = s.ids.next()
-		}
+		ri := &requestInfo{id: s.requestIDFor(r), st: s.State()}
 		w.Header().Set("X-Request-Id", ri.id)
 		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), requestKey, ri)))
 	})
+}
+
+// requestIDFor is the caller's X-Request-Id when it is well-formed (so a
+// client's id shows up in our logs), or a new one.
+func (s *Server) requestIDFor(r *http.Request) string {
+	if id := r.Header.Get("X-Request-Id"); validRequestID(id) {
+		return id
+	}
+	return s.ids.next()
 }
 
 func validRequestID(id string) bool {

@@ -255,7 +255,7 @@ func TestDev(t *testing.T) {
 	t.Run("logs hold no secrets", func(t *testing.T) {
 		logs := s.rc.stderr.String()
 		if !strings.Contains(logs, "credential") || !strings.Contains(logs, "outcome=refused") || !strings.Contains(logs, "outcome=issued") {
-			t.Fatalf("the log lacks the audit lines this check relies on:\n%s", logs)
+			t.Fatalf("the log lacks the credential records this check relies on:\n%s", logs)
 		}
 		secrets := map[string]string{
 			"application secret": readSecret(t, secretFile),

@@ -97,7 +97,8 @@ func NewIssuer(o IssuerOptions) *Issuer {
 func (i *Issuer) Applications() []Application { return i.apps }
 
 // IssueToken issues a registration JWT for p. The returned Token's Record is
-// filled as far as the request got, on a refusal too, for the audit line.
+// filled as far as the request got, on a refusal too, for the audit fields
+// of the request's log record.
 // The order: settle the application and user (resolve), check the
 // lifetimes, spend the per-user limit (so a typo costs no request), sign.
 func (i *Issuer) IssueToken(_ context.Context, p Principal, req TokenRequest) (Token, error) {

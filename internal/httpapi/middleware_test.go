@@ -179,7 +179,7 @@ func TestAuditLog(t *testing.T) {
 		mustStatus(t, r, http.StatusOK)
 		l := e.logLine(t, r.header.Get("X-Request-Id"), "credential")
 		if l["kind"] != "signature" || l["sequence"] != float64(1) {
-			t.Errorf("audit line %v", l)
+			t.Errorf("credential record %v", l)
 		}
 	})
 }

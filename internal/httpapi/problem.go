@@ -142,7 +142,7 @@ func bearerChallenge(code, desc string) string {
 }
 
 // writeError answers with problem+json. Only 5xx are logged as errors here;
-// refusals are logged by the audit line of the credential handlers.
+// refusals are audited in the request's log record (logRecord).
 func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) *apiError {
 	ae := classify(err)
 	if le := (*core.LimitError)(nil); errors.As(err, &le) {

@@ -69,32 +69,23 @@ type Bolt struct {
 	gate closeGate
 	wg   sync.WaitGroup
 
-	// cur is the batch (write transaction) being built. Only touched by
-	// transaction functions, which bbolt runs one write transaction at a
-	// time with its writer lock held.
-	cur *boltBatch
-
 	// group is the group commit: calls waiting for the next commit, and
 	// whether a committer goroutine is running.
 	group struct {
 		sync.Mutex
-		pending    []boltCall
+		pending    []*boltCall
 		committing bool
 	}
 }
 
-// boltCall is one transaction function waiting for its commit.
+// boltCall is one Next call waiting for its commit. fn sets v; v is handed
+// out (on res) only once a transaction in which fn ran is committed and
+// synced.
 type boltCall struct {
-	fn   func(*bolt.Tx) error
-	done chan error
-}
-
-// boltBatch counts the calls served by one write transaction, for the
-// Observer.
-type boltBatch struct {
-	tx    *bolt.Tx
+	fn    func(*bolt.Tx) error
+	v     uint64
 	start time.Time
-	n     int
+	res   chan result
 }
 
 // OpenBolt opens (creating if needed) the store file at path. If another
@@ -125,8 +116,8 @@ func OpenBolt(path string, opts BoltOptions) (*Bolt, error) {
 	return &Bolt{db: db, opts: opts, path: path}, nil
 }
 
-// Next implements Store. Calls are committed in batches, one fsync per
-// batch (bbolt's DB.Batch).
+// Next implements Store. Calls are committed in groups, one fsync per
+// group (commitLoop).
 func (b *Bolt) Next(ctx context.Context, app, user string) (uint64, error) {
 	if err := checkKey(app, user); err != nil {
 		return 0, err
@@ -137,33 +128,34 @@ func (b *Bolt) Next(ctx context.Context, app, user string) (uint64, error) {
 	if err := b.gate.enter(); err != nil {
 		return 0, err
 	}
-	b.wg.Add(1)
+	b.wg.Add(1) // Done when the call is answered (answer)
 	b.gate.leave()
 
-	// The commit runs in its own goroutine so that a caller whose context
-	// ends (a disk stalled on fsync) can leave; its number is then skipped.
-	res := make(chan result, 1)
-	go func() {
-		defer b.wg.Done()
-		res <- b.next(app, user)
-	}()
-	return awaitResult(ctx, res)
+	// The commit runs on the committing goroutine, so a caller whose
+	// context ends (a disk stalled on fsync) can leave; its number is then
+	// skipped.
+	c := b.call(app, user)
+	g := &b.group
+	g.Lock()
+	g.pending = append(g.pending, c)
+	if !g.committing {
+		g.committing = true
+		go b.commitLoop()
+	}
+	g.Unlock()
+	return awaitResult(ctx, c.res)
 }
 
-func (b *Bolt) next(app, user string) result {
-	start := time.Now()
+// call makes the transaction function of one Next call. The floor is read
+// once, outside it: the function may run more than once (when another
+// function of its group fails, each is run again in a transaction of its
+// own), so it derives v from the transaction and this fixed base alone.
+func (b *Bolt) call(app, user string) *boltCall {
+	c := &boltCall{start: time.Now(), res: make(chan result, 1)}
 	key := make([]byte, 0, len(app)+1+len(user))
 	key = append(append(append(key, app...), 0), user...)
-	var v uint64
-	// The floor is read once, outside the transaction function: DB.Batch
-	// may run that function more than once (when another function in the
-	// batch fails, the rest are retried), so it derives v from the
-	// transaction and this fixed base alone, and v is used only once Batch
-	// has returned nil, i.e. after the transaction that set it was
-	// committed and synced.
 	base := b.opts.Floor.base()
-	err := b.batch(func(tx *bolt.Tx) error {
-		b.count(tx)
+	c.fn = func(tx *bolt.Tx) error {
 		bkt := tx.Bucket(boltBucket)
 		var cur uint64
 		if old := bkt.Get(key); old != nil {
@@ -176,36 +168,17 @@ func (b *Bolt) next(app, user string) result {
 		if cur == math.MaxUint64 {
 			return fmt.Errorf("sequence: %q/%q is exhausted", app, user)
 		}
-		v = cur + 1
-		return bkt.Put(key, binary.BigEndian.AppendUint64(nil, v))
-	})
-	if err != nil {
-		b.opts.Observer.batch("bolt", 1, time.Since(start), err)
-		return result{err: unavailable(err)}
+		c.v = cur + 1
+		return bkt.Put(key, binary.BigEndian.AppendUint64(nil, c.v))
 	}
-	return result{v: v}
-}
-
-// batch runs fn in a write transaction shared with the other calls waiting
-// at the time, and returns once that transaction is committed and synced.
-// Like bbolt's DB.Batch, fn may run more than once: when the shared
-// transaction fails, each of its functions is run again in a transaction
-// of its own, so that one failing call does not fail the others.
-func (b *Bolt) batch(fn func(*bolt.Tx) error) error {
-	c := boltCall{fn: fn, done: make(chan error, 1)}
-	g := &b.group
-	g.Lock()
-	g.pending = append(g.pending, c)
-	if !g.committing {
-		g.committing = true
-		go b.commitLoop()
-	}
-	g.Unlock()
-	return <-c.done
+	return c
 }
 
 // commitLoop commits the waiting calls, one transaction at a time, until
-// none are left; calls arriving during a commit form the next one.
+// none are left; calls arriving during a commit form the next one. When
+// the shared transaction fails, each of its calls is run again in a
+// transaction of its own, so that one failing call does not fail the
+// others.
 func (b *Bolt) commitLoop() {
 	g := &b.group
 	for {
@@ -223,6 +196,7 @@ func (b *Bolt) commitLoop() {
 		g.pending = append(g.pending[:0], g.pending[n:]...)
 		g.Unlock()
 
+		start := time.Now()
 		err := safeUpdate(b.db, func(tx *bolt.Tx) error {
 			for _, c := range calls {
 				if err := c.fn(tx); err != nil {
@@ -231,28 +205,33 @@ func (b *Bolt) commitLoop() {
 			}
 			return nil
 		})
+		if err == nil {
+			b.opts.Observer.batch("bolt", len(calls), time.Since(start), nil)
+		}
 		for _, c := range calls {
 			if err != nil && len(calls) > 1 {
-				c.done <- safeUpdate(b.db, c.fn)
+				start := time.Now()
+				err := safeUpdate(b.db, c.fn)
+				if err == nil {
+					b.opts.Observer.batch("bolt", 1, time.Since(start), nil)
+				}
+				b.answer(c, err)
 				continue
 			}
-			c.done <- err
+			b.answer(c, err)
 		}
 	}
 }
 
-// count records a call in the current write transaction's batch and, for
-// the first call of a transaction, arranges for the Observer to hear about
-// the batch once it is committed. It runs with bbolt's writer lock held.
-func (b *Bolt) count(tx *bolt.Tx) {
-	if b.cur == nil || b.cur.tx != tx {
-		batch := &boltBatch{tx: tx, start: time.Now()}
-		b.cur = batch
-		// Commit handlers run after the commit, on the committing
-		// goroutine: batch.n is final by then.
-		tx.OnCommit(func() { b.opts.Observer.batch("bolt", batch.n, time.Since(batch.start), nil) })
+// answer hands a call its number, or its error once committing it failed.
+func (b *Bolt) answer(c *boltCall, err error) {
+	if err != nil {
+		b.opts.Observer.batch("bolt", 1, time.Since(c.start), err)
+		c.res <- result{err: unavailable(err)}
+	} else {
+		c.res <- result{v: c.v}
 	}
-	b.cur.n++
+	b.wg.Done()
 }
 
 // Ping implements Store: the file is local, so this only checks that the

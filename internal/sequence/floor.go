@@ -3,10 +3,10 @@ package sequence
 import "time"
 
 // Floor returns the lowest number a store may hand out at the moment of the
-// call, or 0 for none. It is read once per commit, inside the commit's
-// statement or transaction, and combined with each user's stored high h as
-// max(h, floor-1)+1: numbers still never repeat or go back, and they are
-// also at least the floor.
+// call, or 0 for none. It is read once per batch statement (Postgres) or
+// once per call before its transaction (Bolt), and combined with each
+// user's stored high h as max(h, floor-1)+1: numbers still never repeat or
+// go back, and they are also at least the floor.
 type Floor func() uint64
 
 // ClockFloor is the clock floor of sequence.clock_floor: the time now in

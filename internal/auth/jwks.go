@@ -94,7 +94,7 @@ func (v *Verifier) fetchKeys(p *provider) (*remoteKeys, string, error) {
 	jwksURL := p.jwksURL
 	if jwksURL == "" {
 		var err error
-		if jwksURL, err = v.discover(p.issuer, cmp.Or(p.discoveryURL, discoveryURL(p.issuer))); err != nil {
+		if jwksURL, err = v.discover(p.issuer, p.discoveryDoc()); err != nil {
 			return nil, "", err
 		}
 	}
@@ -163,6 +163,10 @@ func (v *Verifier) fetchKeys(p *provider) (*remoteKeys, string, error) {
 	}
 	return &remoteKeys{cache: cache, kf: kf, stop: cancel}, jwksURL, nil
 }
+
+// discoveryDoc is where p's discovery document is: its discovery_url, or
+// the issuer's own well-known location.
+func (p *provider) discoveryDoc() string { return cmp.Or(p.discoveryURL, discoveryURL(p.issuer)) }
 
 // discoveryURL is the OpenID Connect Discovery 1.0 (§4) location of issuer's
 // configuration: the issuer with one trailing "/" removed, plus the

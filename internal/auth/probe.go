@@ -1,6 +1,7 @@
 package auth
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -21,10 +22,7 @@ func (v *Verifier) Probe(ctx context.Context) error {
 		if p.hmacKeyfunc != nil {
 			continue
 		}
-		u := p.jwksURL
-		if u == "" {
-			u = discoveryURL(p.issuer)
-		}
+		u := cmp.Or(p.jwksURL, p.discoveryDoc())
 		if err := v.probeURL(ctx, u); err != nil {
 			errs = append(errs, fmt.Sprintf("%s: %v", p.issuer, err))
 		}

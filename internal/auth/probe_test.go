@@ -38,3 +38,19 @@ func TestProbe(t *testing.T) {
 		t.Errorf("Probe with the JWKS provider closed: %v", err)
 	}
 }
+
+// TestProbeUsesDiscoveryURL: a provider with discovery_url (an issuer
+// template, Azure B2C) is probed there, as its keys are fetched, not at the
+// issuer's own well-known path (for a template, a URL with "{tenantid}" in
+// it, which would keep the check failing).
+func TestProbeUsesDiscoveryURL(t *testing.T) {
+	idp := oidctest.NewWithOptions(t, oidctest.Options{
+		IssuerPath: "/{tenantid}/v2.0", DiscoveryPath: "/common/v2.0/.well-known/openid-configuration",
+	})
+	v := mustVerifier(t, []Provider{
+		{Issuer: idp.Issuer(), DiscoveryURL: idp.DiscoveryURL(), Audience: testAudience, Applications: []string{"*"}},
+	}, VerifierOptions{})
+	if err := v.Probe(context.Background()); err != nil {
+		t.Fatalf("Probe of a template provider that is up: %v", err)
+	}
+}

@@ -134,24 +134,29 @@ func (r *Reloader) report(leaf *x509.Certificate, err error) {
 // stamp hashes the contents of both files: a rewrite within one mtime tick,
 // or to the same size, is still a change.
 func (r *Reloader) stamp() (string, error) {
+	_, stamp, err := r.read()
+	return stamp, err
+}
+
+// read reads both files once, for their stamp and for the key pair.
+func (r *Reloader) read() (pems [2][]byte, stamp string, err error) {
 	h := sha256.New()
-	for _, f := range []string{r.certFile, r.keyFile} {
-		b, err := os.ReadFile(f)
-		if err != nil {
-			return "", fmt.Errorf("tls: %w", err)
+	for i, f := range []string{r.certFile, r.keyFile} {
+		if pems[i], err = os.ReadFile(f); err != nil {
+			return pems, "", fmt.Errorf("tls: %w", err)
 		}
-		sum := sha256.Sum256(b)
+		sum := sha256.Sum256(pems[i])
 		h.Write(sum[:])
 	}
-	return string(h.Sum(nil)), nil
+	return pems, string(h.Sum(nil)), nil
 }
 
 func (r *Reloader) load() (*loaded, error) {
-	stamp, err := r.stamp()
+	pems, stamp, err := r.read()
 	if err != nil {
 		return nil, err
 	}
-	cert, err := tls.LoadX509KeyPair(r.certFile, r.keyFile)
+	cert, err := tls.X509KeyPair(pems[0], pems[1])
 	if err != nil {
 		return nil, fmt.Errorf("tls: loading %s and %s: %w", r.certFile, r.keyFile, err)
 	}

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"io"
 	"mime"
 	"net/http"
@@ -91,6 +90,8 @@ func decodeJSON(data []byte, v any) error {
 	if err := checkMembers(data, v); err != nil {
 		return err
 	}
+	// checkMembers has refused every name that is not one of v's (v is
+	// flat); DisallowUnknownFields stays as a second guard.
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
@@ -204,9 +205,6 @@ func jsonError(err error) error {
 	case errors.Is(err, io.ErrUnexpectedEOF):
 		return badRequest("malformed JSON: unexpected end of body")
 	}
-	if f, ok := unknownField(err); ok {
-		return badField(f, "unknown field")
-	}
 	return badRequest("malformed JSON")
 }
 
@@ -218,19 +216,6 @@ func jsonKind(k string) string {
 		return "an integer"
 	}
 	return "of another type"
-}
-
-// unknownField extracts the name from encoding/json's "json: unknown field
-// \"x\"" error, the only way the package reports it.
-func unknownField(err error) (string, bool) {
-	var name string
-	if n, _ := fmt.Sscanf(err.Error(), "json: unknown field %q", &name); n == 1 {
-		if len(name) > 64 {
-			name = name[:64]
-		}
-		return name, true
-	}
-	return "", false
 }
 
 // The credential request bodies are small flat objects of strings and

@@ -177,11 +177,11 @@ func (s *Server) logPanic(r *http.Request, v any) {
 		slog.String("stack", string(debug.Stack())))
 }
 
-// withRequestID is the admin listener's first middleware: the request id
-// and the State (for /readyz), no metrics or log record.
+// withRequestID is the admin listener's first middleware: the request id,
+// no State (nothing there reads it), metrics or log record.
 func (s *Server) withRequestID(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		ri := &requestInfo{id: s.requestIDFor(r), st: s.State()}
+		ri := &requestInfo{id: s.requestIDFor(r)}
 		w.Header().Set("X-Request-Id", ri.id)
 		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), requestKey, ri)))
 	})
@@ -412,7 +412,7 @@ func (s *Server) limitIP(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		ri := infoOf(r.Context())
 		if l := ri.st.IPLimit; l != nil {
-			refund, retry := l.reserve(clientIP(r))
+			refund, retry := l.reserve(ri.ip)
 			if refund == nil {
 				s.writeError(w, r, rateLimited("ip", "the ip rate limit", retry))
 				return
@@ -427,45 +427,42 @@ func (s *Server) limitIP(next http.Handler) http.Handler {
 // origins. Requests without Origin (native apps, curl, backends) pass
 // untouched. API keys are for backends, so X-API-Key is not an allowed
 // browser header. A preflight for a path that does not exist is a 404, as
-// the request itself would be. routes is the router, to tell.
-func (s *Server) cors(routes chi.Routes) func(http.Handler) http.Handler {
-	return func(next http.Handler) http.Handler {
-		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			origin := r.Header.Get("Origin")
-			if origin == "" {
-				next.ServeHTTP(w, r)
-				return
-			}
-			h := w.Header()
-			h.Add("Vary", "Origin")
-			allowed := stateOf(r).originAllowed(origin)
-			if r.Method == http.MethodOptions && r.Header.Get("Access-Control-Request-Method") != "" {
-				h.Add("Vary", "Access-Control-Request-Method")
-				h.Add("Vary", "Access-Control-Request-Headers")
-				if !routes.Match(chi.NewRouteContext(), http.MethodPost, r.URL.Path) &&
-					!routes.Match(chi.NewRouteContext(), http.MethodGet, r.URL.Path) {
-					notFound(s)(w, r)
-					return
-				}
-				if allowed {
-					h.Set("Access-Control-Allow-Origin", origin)
-					h.Set("Access-Control-Allow-Methods", "POST")
-					h.Set("Access-Control-Allow-Headers", "Authorization, Content-Type, X-Request-Id")
-					h.Set("Access-Control-Max-Age", "600")
-				}
-				w.WriteHeader(http.StatusNoContent)
+// the request itself would be (routeOf tells).
+func (s *Server) cors(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		origin := r.Header.Get("Origin")
+		if origin == "" {
+			next.ServeHTTP(w, r)
+			return
+		}
+		h := w.Header()
+		h.Add("Vary", "Origin")
+		allowed := stateOf(r).originAllowed(origin)
+		if r.Method == http.MethodOptions && r.Header.Get("Access-Control-Request-Method") != "" {
+			h.Add("Vary", "Access-Control-Request-Method")
+			h.Add("Vary", "Access-Control-Request-Headers")
+			if s.routeOf(r.URL.Path) == "" {
+				notFound(s)(w, r)
 				return
 			}
 			if allowed {
 				h.Set("Access-Control-Allow-Origin", origin)
-				// Browsers hide every other response header from scripts:
-				// a web client needs the challenge of a 401 and the wait
-				// of a 429 or 503.
-				h.Set("Access-Control-Expose-Headers", "X-Request-Id, Retry-After, WWW-Authenticate")
+				h.Set("Access-Control-Allow-Methods", "POST")
+				h.Set("Access-Control-Allow-Headers", "Authorization, Content-Type, X-Request-Id")
+				h.Set("Access-Control-Max-Age", "600")
 			}
-			next.ServeHTTP(w, r)
-		})
-	}
+			w.WriteHeader(http.StatusNoContent)
+			return
+		}
+		if allowed {
+			h.Set("Access-Control-Allow-Origin", origin)
+			// Browsers hide every other response header from scripts:
+			// a web client needs the challenge of a 401 and the wait
+			// of a 429 or 503.
+			h.Set("Access-Control-Expose-Headers", "X-Request-Id, Retry-After, WWW-Authenticate")
+		}
+		next.ServeHTTP(w, r)
+	})
 }
 
 // originAllowed reports whether origin may call the API from a browser.

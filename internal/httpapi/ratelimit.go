@@ -88,7 +88,7 @@ func (l *Limiter) Allow(key string) (bool, time.Duration) {
 	return l.take(key, true)
 }
 
-// reserve spends one request of key's budget like allow; refund gives it
+// reserve spends one request of key's budget like Allow; refund gives it
 // back (the request turned out not to count against this limit).
 func (l *Limiter) reserve(key string) (refund func(), retry time.Duration) {
 	ok, retry := l.take(key, true)

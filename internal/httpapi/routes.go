@@ -17,9 +17,9 @@ func (s *Server) Public() http.Handler {
 	if len(s.proxies) > 0 {
 		r.Use(s.clientIPFromXFF())
 	}
-	r.Use(s.front, s.cors(r), s.limitIP)
+	r.Use(s.front, s.cors, s.limitIP)
 	r.Use(middleware.GetHead) // HEAD wherever GET is
-	s.routes = r              // observe labels 405s and preflights with their route
+	s.routes = r              // routeOf: observe labels 405s and preflights, cors answers them
 	r.NotFound(notFound(s))
 	r.MethodNotAllowed(methodNotAllowed(s, r))
 

@@ -32,6 +32,15 @@ type LimitError struct {
 
 func (e *LimitError) Error() string { return e.What + " is reached" }
 
+// Spend takes one request from key's budget in l and, when it is spent,
+// returns a *LimitError of scope ("the <scope> rate limit").
+func Spend(l Limiter, scope, key string) error {
+	if ok, retry := l.Allow(key); !ok {
+		return &LimitError{Scope: scope, What: "the " + scope + " rate limit", Retry: retry}
+	}
+	return nil
+}
+
 // StoreError is a failure of the sequence store: no sequence was committed
 // and no credential issued; trying again later is the remedy.
 type StoreError struct{ Err error }

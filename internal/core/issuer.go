@@ -218,8 +218,5 @@ func (i *Issuer) limit(app, user string) error {
 	if i.userLimit == nil {
 		return nil
 	}
-	if ok, retry := i.userLimit.Allow(app + "/" + user); !ok {
-		return &LimitError{Scope: "user", What: "the user rate limit", Retry: retry}
-	}
-	return nil
+	return Spend(i.userLimit, "user", app+"/"+user)
 }

@@ -86,7 +86,7 @@ func (s *Server) identify(w http.ResponseWriter, r *http.Request, c *call) error
 		// Backends are limited per key, not per address: give back what
 		// limitIP took.
 		refundIP(r)
-		return limit(c.st.APIKeyLimit, "api_key", p.Name)
+		return core.Spend(c.st.APIKeyLimit, "api_key", p.Name) // a nil *Limiter allows all
 	case authz == "":
 		s.m.AuthFailures.WithLabelValues("missing_credentials").Inc()
 		return unauthenticated("send Authorization: Bearer <identity token>, or X-API-Key from a trusted backend", bearerChallenge("", ""))
@@ -120,14 +120,6 @@ func firstValue(v []string) string {
 		return ""
 	}
 	return v[0]
-}
-
-// limit spends one request of key's budget in l; nil means that limit is off.
-func limit(l *Limiter, scope, key string) error {
-	if ok, retry := l.Allow(key); !ok {
-		return rateLimited(scope, "the "+scope+" rate limit", retry)
-	}
-	return nil
 }
 
 // rateLimited is the refusal of a spent budget: scope is the metric label;

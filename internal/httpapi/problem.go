@@ -104,7 +104,7 @@ func classify(err error) *apiError {
 		return badRequest(err.Error())
 	case errors.As(err, &le):
 		return newError(http.StatusTooManyRequests, "rate-limited", "Too many requests",
-			le.What+" is reached; retry after the Retry-After seconds").
+			le.Error()+"; retry after the Retry-After seconds").
 			with("Retry-After", strconv.Itoa(retryAfterSeconds(le.Retry)))
 	case errors.As(err, &se):
 		return storeUnavailable(se.Err)

@@ -82,9 +82,6 @@ func NewReloader(b *Builder, first *Snapshot, src *Source) *Reloader {
 	return r
 }
 
-// Snapshot returns the Snapshot in use.
-func (r *Reloader) Snapshot() *Snapshot { return r.snap.Load() }
-
 // VerifierReady is the identity_provider_keys readiness check: it asks the
 // verifier in use, which a reload may have replaced.
 func (r *Reloader) VerifierReady(context.Context) error {

@@ -49,16 +49,11 @@ func KeepRestartOnly(old, next *Config) []string {
 func field(c *Config, key string) reflect.Value {
 	v := reflect.ValueOf(c).Elem()
 	for name := range strings.SplitSeq(key, ".") {
-		t, found := v.Type(), false
-		for i := 0; i < t.NumField(); i++ {
-			if tag, _, _ := strings.Cut(t.Field(i).Tag.Get("yaml"), ","); tag == name {
-				v, found = v.Field(i), true
-				break
-			}
-		}
-		if !found {
+		f, ok := fieldByYAMLName(v.Type(), name)
+		if !ok {
 			panic("config: no field for key " + key)
 		}
+		v = v.FieldByIndex(f.Index)
 	}
 	return v
 }

@@ -334,7 +334,7 @@ func changes(old, next *config.Config) []string {
 	if !reflect.DeepEqual(old.IdentityProviders, next.IdentityProviders) {
 		out = append(out, "identity_providers")
 	}
-	if old.RateLimits.User != next.RateLimits.User || old.RateLimits.IP != next.RateLimits.IP || old.RateLimits.APIKey != next.RateLimits.APIKey {
+	if old.RateLimits != next.RateLimits {
 		out = append(out, "rate_limits")
 	}
 	if !slices.Equal(old.CORS.AllowedOrigins, next.CORS.AllowedOrigins) {

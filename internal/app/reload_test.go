@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"testing"
 	"time"
 
@@ -62,5 +63,18 @@ func TestReloaderWatchesCertificates(t *testing.T) {
 		if time.Now().After(deadline) {
 			t.Fatal("the replaced certificate was not picked up")
 		}
+	}
+}
+
+// TestChangesNamesEveryRateLimit: a reload that changes only
+// per_ip_failed_auth (which Build carries over or rebuilds like the other
+// limits) is logged as a rate_limits change, not as "none".
+func TestChangesNamesEveryRateLimit(t *testing.T) {
+	old := config.Defaults()
+	next := config.Defaults()
+	next.RateLimits.PerIPFailedAuth = "7/m"
+	next.RateLimits.IPFailedAuth = config.Rate{N: 7, Period: time.Minute}
+	if got := changes(&old, &next); !slices.Equal(got, []string{"rate_limits"}) {
+		t.Errorf("changes = %q, want [rate_limits]", got)
 	}
 }

@@ -223,16 +223,25 @@ func openGuarded(path string, opts BoltOptions) (*bolt.DB, error) {
 		}
 		f.Close() // releases the lock; bbolt takes its own
 	}
-	if lost != "" {
+	// reset refuses a lost store, or with AcceptReset moves it aside (empty:
+	// the file is empty, nothing to keep) and starts a new one.
+	reset := func(was string, empty bool) error {
 		if !opts.AcceptReset {
-			return nil, refuse(lost)
+			return refuse(was)
 		}
-		if err := moveAside(path, fresh); err != nil {
-			return nil, err
+		if err := moveAside(path, empty); err != nil {
+			return err
 		}
 		opts.Warn("sequence store reset on purpose (--accept-sequence-reset): starting a new, empty store",
-			"path", path, "was", lost, "clock_floor", opts.Floor != nil)
-		fresh, st = true, fileState{}
+			"path", path, "was", was, "clock_floor", opts.Floor != nil)
+		fresh = true
+		return nil
+	}
+	if lost != "" {
+		if err := reset(lost, fresh); err != nil {
+			return nil, err
+		}
+		st = fileState{}
 	}
 	if st.damagedMeta {
 		opts.Warn("sequence store: one of the two meta pages is damaged, so the store opened at the other one; "+
@@ -250,15 +259,9 @@ func openGuarded(path string, opts BoltOptions) (*bolt.DB, error) {
 		if !errors.As(err, &d) {
 			return nil, fmt.Errorf("sequence store %s: %w", path, err)
 		}
-		if !opts.AcceptReset {
-			return nil, refuse(err.Error())
-		}
-		if err := moveAside(path, false); err != nil {
+		if err := reset(err.Error(), false); err != nil {
 			return nil, err
 		}
-		opts.Warn("sequence store reset on purpose (--accept-sequence-reset): starting a new, empty store",
-			"path", path, "was", err.Error(), "clock_floor", opts.Floor != nil)
-		fresh = true
 		if db, id, txid, err = openAndTouch(path, opts.LockTimeout); err != nil {
 			return nil, fmt.Errorf("sequence store %s: %w", path, err)
 		}

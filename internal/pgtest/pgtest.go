@@ -186,7 +186,17 @@ func (c *Cluster) URL(db string) string {
 
 // CreateDatabase creates database name and returns its URL.
 func (c *Cluster) CreateDatabase(ctx context.Context, name string) (string, error) {
-	if err := c.exec(ctx, "CREATE DATABASE "+pgx.Identifier{name}.Sanitize()); err != nil {
+	return c.createDatabase(ctx, name, "")
+}
+
+// createDatabase creates database name, empty or a copy of template, and
+// returns its URL.
+func (c *Cluster) createDatabase(ctx context.Context, name, template string) (string, error) {
+	stmt := "CREATE DATABASE " + pgx.Identifier{name}.Sanitize()
+	if template != "" {
+		stmt += " TEMPLATE " + pgx.Identifier{template}.Sanitize()
+	}
+	if err := c.exec(ctx, stmt); err != nil {
 		return "", fmt.Errorf("pgtest: creating database %q: %w", name, err)
 	}
 	return c.URL(name), nil

@@ -12,7 +12,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 )
 
@@ -182,12 +181,9 @@ func newDatabase(tb testing.TB, c *Cluster, template string) string {
 	name := databaseName(tb.Name())
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	stmt := "CREATE DATABASE " + pgx.Identifier{name}.Sanitize()
-	if template != "" {
-		stmt += " TEMPLATE " + pgx.Identifier{template}.Sanitize()
-	}
-	if err := c.exec(ctx, stmt); err != nil {
-		tb.Fatalf("pgtest: creating database %q: %v", name, err)
+	url, err := c.createDatabase(ctx, name, template)
+	if err != nil {
+		tb.Fatal(err)
 	}
 	if c.external != nil {
 		tb.Cleanup(func() {
@@ -198,7 +194,7 @@ func newDatabase(tb testing.TB, c *Cluster, template string) string {
 			}
 		})
 	}
-	return c.URL(name)
+	return url
 }
 
 // databaseName makes a database name that is unique (random suffix) and

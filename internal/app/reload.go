@@ -366,12 +366,8 @@ func (r *Reloader) watchList() []string {
 	add(r.snap.Load().Config)
 	if r.src.File != "" {
 		files = append(files, r.src.File)
-		if f, err := os.Open(r.src.File); err == nil {
-			c := config.Defaults()
-			if config.Decode(f, &c) == nil && config.ApplyEnv(&c, r.src.Getenv) == nil {
-				add(&c)
-			}
-			f.Close()
+		if c, err := config.Read(r.src.File, r.src.Getenv); err == nil {
+			add(&c)
 		}
 	}
 	slices.Sort(files)

@@ -194,24 +194,32 @@ func Defaults() Config {
 // problems are all returned together (errors.Join), each an *Error on one
 // line; validation stops at its first problem.
 func Load(path string, env Env) (*Config, error) {
-	cfg := Defaults()
-	var errs []error
-	if path != "" {
-		f, err := os.Open(path)
-		if err != nil {
-			return nil, errf("file", "%v", err)
-		}
-		defer f.Close()
-		errs = append(errs, Decode(f, &cfg))
-	}
-	errs = append(errs, ApplyEnv(&cfg, env))
-	if err := joinErrors(errs); err != nil {
+	cfg, err := Read(path, env)
+	if err != nil {
 		return nil, err
 	}
 	if err := cfg.Resolve(env.Get); err != nil {
 		return nil, err
 	}
 	return &cfg, nil
+}
+
+// Read is the defaults, then the YAML file at path (none when path is
+// empty), then the environment, with the problems of both joined; nothing
+// is resolved or validated beyond the keys themselves (Load does that).
+func Read(path string, env Env) (Config, error) {
+	cfg := Defaults()
+	var errs []error
+	if path != "" {
+		f, err := os.Open(path)
+		if err != nil {
+			return cfg, errf("file", "%v", err)
+		}
+		defer f.Close()
+		errs = append(errs, Decode(f, &cfg))
+	}
+	errs = append(errs, ApplyEnv(&cfg, env))
+	return cfg, joinErrors(errs)
 }
 
 // Resolve reads secrets and validates everything; call it after the file and

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"reflect"
 	"strconv"
 	"strings"
@@ -258,18 +257,8 @@ func editDistance(a, b string) int {
 // variables), but nothing else is resolved, so migrating needs neither TLS
 // files nor the Sinch secret.
 func LoadDatabaseURL(path string, env Env) (string, error) {
-	cfg := Defaults()
-	var errs []error
-	if path != "" {
-		f, err := os.Open(path)
-		if err != nil {
-			return "", errf("file", "%v", err)
-		}
-		defer f.Close()
-		errs = append(errs, Decode(f, &cfg))
-	}
-	errs = append(errs, ApplyEnv(&cfg, env))
-	if err := joinErrors(errs); err != nil {
+	cfg, err := Read(path, env)
+	if err != nil {
 		return "", err
 	}
 	switch {

@@ -521,16 +521,17 @@ func plainRemote(raw string) bool {
 // checkProviderShape validates the provider-shape keys; the auth package
 // checks URLs when it builds the verifier.
 func checkProviderShape(key string, p *IdentityProvider, hs bool) error {
-	switch p.UserIDTransform {
-	case "", "none", "base64url", "sha256":
-	default:
-		return errf(key+".user_id_transform", "%q is not one of none, base64url, sha256", p.UserIDTransform)
+	if _, err := auth.TransformUserID(p.UserIDTransform, ""); err != nil {
+		return errf(key+".user_id_transform", "%q is not one of %s, %s, %s", p.UserIDTransform,
+			auth.TransformNone, auth.TransformBase64URL, auth.TransformSHA256)
 	}
 	if p.DiscoveryURL != "" && (hs || p.JWKSURL != "") {
 		return errf(key+".discovery_url", "only for providers without jwks_url or an HS256 secret")
 	}
-	if n := strings.Count(p.Issuer, "{tenantid}"); n > 1 || n == 1 && p.JWKSURL == "" && p.DiscoveryURL == "" {
-		return errf(key+".issuer", "an issuer template has one {tenantid} and needs jwks_url or discovery_url")
+	if n := strings.Count(p.Issuer, auth.TenantIDPlaceholder); n > 1 || n == 1 && p.JWKSURL == "" && p.DiscoveryURL == "" {
+		return errf(key+".issuer", "an issuer template has one %s and needs jwks_url or discovery_url", auth.TenantIDPlaceholder)
+	} else if n == 1 && len(p.IssuerAliases) > 0 {
+		return errf(key+".issuer_aliases", "an issuer template cannot have issuer_aliases")
 	}
 	for i, a := range p.IssuerAliases {
 		if a == "" || a == p.Issuer {

@@ -13,9 +13,11 @@ import (
 // and the demo identity token idToken for user (minted at now, from cfg).
 func (d *Dev) Banner(cfg *config.Config, user, idToken string, now time.Time, public, admin net.Addr) string {
 	demo := cfg.DefaultApplication()
-	secretHint := "--app-secret-file " + d.SecretFile
+	// Where the demo application's secret comes from, for the banner's
+	// line and for the offline command it suggests.
+	secretFrom, secretHint := demo.SecretFile, "--app-secret-file "+d.SecretFile
 	if demo.SecretFile == "" {
-		secretHint = "(secret from AUTHSERVER_APP_SECRET)"
+		secretFrom, secretHint = "AUTHSERVER_APP_SECRET", "(secret from AUTHSERVER_APP_SECRET)"
 	}
 	url := "https://" + hostPort(public)
 	return fmt.Sprintf(`authserver dev is running. Not for production.
@@ -51,16 +53,8 @@ secret in %[11]s; valid until %[12]s; --demo-user NAME for another user):
 Browser pages on http://localhost:* and http://127.0.0.1:* may call the API
 (CORS); examples/web/demo.html is such a page.
 
-`, url, d.CertFile, hostPort(admin), demo.Key, secretFileOr(demo, d.SecretFile), DevAPIKey, secretHint,
+`, url, d.CertFile, hostPort(admin), demo.Key, secretFrom, DevAPIKey, secretHint,
 		user, DevIDPIssuer, DevIDPAudience, d.IDPSecretFile, now.Add(DevIDPTokenTTL).UTC().Format(time.RFC3339), idToken)
-}
-
-// secretFileOr names where the demo application's secret comes from.
-func secretFileOr(app *config.Application, def string) string {
-	if app.SecretFile != "" {
-		return app.SecretFile
-	}
-	return "AUTHSERVER_APP_SECRET"
 }
 
 // hostPort prints a listener address the way a URL needs it.

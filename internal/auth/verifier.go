@@ -510,8 +510,8 @@ func (v *Verifier) verify(ctx context.Context, rawToken string) (Principal, cach
 // precheck runs, before the key lookup, the checks that need no key: the
 // claims (as the parser would check them after the signature, and those it
 // cannot express: issuer aliases and templates, another audience claim,
-// required claims), the token's
-// age, and a signature size the algorithm can produce.
+// required claims), the token's age, and a signature size the algorithm can
+// produce.
 func (p *provider) precheck(tok *jwt.Token, alg string) *TokenError {
 	claims, _ := tok.Claims.(jwt.MapClaims)
 	if err := p.validator.Validate(claims); err != nil {

@@ -201,14 +201,14 @@ func (i *Issuer) resolve(rec *Record, p Principal, appKey, userID string) (*Appl
 // application returns the application named by key, or the default one for
 // an empty key.
 func (i *Issuer) application(key string) (*Application, error) {
-	if key == "" && i.defaultApp != nil {
-		return i.defaultApp, nil
-	}
-	if a := i.byKey[key]; key != "" && a != nil {
-		return a, nil
-	}
 	if key == "" {
+		if i.defaultApp != nil {
+			return i.defaultApp, nil
+		}
 		return nil, &signer.InputError{Field: "applicationKey", Reason: "is required: no default application is configured"}
+	}
+	if a := i.byKey[key]; a != nil {
+		return a, nil
 	}
 	return nil, ErrUnknownApplication
 }

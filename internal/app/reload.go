@@ -146,34 +146,22 @@ func (r *Reloader) Start(ctx context.Context, srv *httpapi.Server, certs *tlsuti
 		// A change is reloaded once two checks in a row see the same new
 		// contents, so a file caught half-written (an editor truncating
 		// and rewriting it) does not cause a failed reload.
-		var pending, certPending string
+		var files, certs settling
 		for {
 			select {
 			case <-ctx.Done():
 				return
 			case <-sig:
-				pending = ""
+				files = settling{}
 				_ = r.Reload(ctx, "signal")
 			case <-tick:
-				switch fp, changed := r.filesChanged(); {
-				case !changed:
-					pending = ""
-				case fp == pending:
-					pending = ""
+				if fp, changed := r.filesChanged(); files.settled(fp, changed) {
 					_ = r.Reload(ctx, "file change")
-				default:
-					pending = fp
 				}
 				// The certificate files: the same rule, and only the
 				// certificate is reloaded (it reports through OnReload).
-				switch fp, changed := r.certsChanged(); {
-				case !changed:
-					certPending = ""
-				case fp == certPending:
-					certPending = ""
+				if fp, changed := r.certsChanged(); certs.settled(fp, changed) {
 					r.reloadCerts(fp)
-				default:
-					certPending = fp
 				}
 			}
 		}
@@ -183,6 +171,25 @@ func (r *Reloader) Start(ctx context.Context, srv *httpapi.Server, certs *tlsuti
 		unsubscribe()
 		wg.Wait()
 	}
+}
+
+// settling is the watcher's rule for one set of files: a change counts once
+// two checks in a row see the same new contents.
+type settling struct{ pending string }
+
+// settled reports whether fp, a change (changed) from the running files, was
+// also what the previous check saw.
+func (s *settling) settled(fp string, changed bool) bool {
+	switch {
+	case !changed:
+		s.pending = ""
+	case fp == s.pending:
+		s.pending = ""
+		return true
+	default:
+		s.pending = fp
+	}
+	return false
 }
 
 // filesChanged fingerprints the watched files and reports whether their
@@ -282,6 +289,7 @@ func (r *Reloader) apply(ctx context.Context, trigger string) error {
 			return &config.Error{Key: "tls", Problem: err.Error()}
 		}
 		r.b.Metrics.TLSCertificateExpiry.Set(float64(leaf.NotAfter.Unix()))
+		r.certStamp = fingerprint([]string{next.TLS.CertFile, next.TLS.KeyFile}) // loaded just now
 	}
 
 	// Commit: one atomic swap. Requests in flight finish with the State
